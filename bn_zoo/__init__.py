@@ -1,0 +1,6 @@
+"""bn_zoo: the networks of *Batch Normalization* (Ioffe & Szegedy, 2015) in Keras 3."""
+
+from bn_zoo import layers, population
+from bn_zoo.layers import BatchNormalization, inference_affine
+
+__version__ = "0.1.0"

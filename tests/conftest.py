@@ -1,0 +1,22 @@
+"""Test session set-up: quiet TensorFlow, 2 logical CPUs, offline MNIST.
+
+The logical devices must exist before TensorFlow initializes its runtime, so
+this runs at import time, before any test module touches TensorFlow.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_SHARED_TFDS = os.path.join(
+    os.path.dirname(__file__), os.pardir, os.pardir, "shared", "tensorflow_datasets"
+)
+if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(_SHARED_TFDS):
+    os.environ["TFDS_DATA_DIR"] = os.path.abspath(_SHARED_TFDS)
+
+import tensorflow as tf  # noqa: E402
+
+NUM_LOGICAL_CPUS = 2
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu, [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS
+)
