@@ -386,9 +386,8 @@ class BatchNormalization(keras.layers.Layer):
     def _fused_training(self, inputs):
         import tensorflow as tf
 
-        x, restore = self._to_fused_layout(inputs)
         outputs, mean, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=x,
+            x=inputs,
             scale=self._fused_scale(),
             offset=self._fused_offset(),
             mean=tf.zeros((0,), "float32"),
@@ -397,24 +396,9 @@ class BatchNormalization(keras.layers.Layer):
             data_format=self._fused_format,
             is_training=True,
         )
-        return ops.cast(restore(outputs), self.compute_dtype), mean, unbiased_variance
+        return ops.cast(outputs, self.compute_dtype), mean, unbiased_variance
 
     def _normalize(self, inputs, mean, variance):
-        if self._use_fused(inputs, None):
-            import tensorflow as tf
-
-            x, restore = self._to_fused_layout(inputs)
-            outputs = tf.raw_ops.FusedBatchNormV3(
-                x=x,
-                scale=self._fused_scale(),
-                offset=self._fused_offset(),
-                mean=ops.convert_to_tensor(mean),
-                variance=ops.convert_to_tensor(variance),
-                epsilon=self.epsilon,
-                data_format=self._fused_format,
-                is_training=False,
-            )[0]
-            return ops.cast(restore(outputs), self.compute_dtype)
         outputs = ops.batch_normalization(
             _to_float32(inputs),
             mean=mean,
@@ -436,18 +420,6 @@ class BatchNormalization(keras.layers.Layer):
         if self.beta is not None:
             return ops.convert_to_tensor(self.beta)
         return ops.zeros(self.moving_mean.shape, "float32")
-
-    def _to_fused_layout(self, inputs):
-        """4-D/5-D inputs go to the kernel as they are; channels-last inputs of
-        other ranks are viewed as (N, 1, 1, C), which has the same statistics."""
-        rank = len(inputs.shape)
-        if rank in (4, 5):
-            return inputs, lambda y: y
-        import tensorflow as tf
-
-        shape = tf.shape(inputs)
-        x = tf.reshape(inputs, [-1, 1, 1, inputs.shape[-1]])
-        return x, lambda y: tf.reshape(y, shape)
 
     def _local_count(self, x):
         """This replica's m': a Python float when the shape is static, else a
@@ -541,14 +513,13 @@ def inference_affine(layer):
 
 
 def _fused_data_format(rank, axis):
-    """The `FusedBatchNormV3` layout for this rank and channel axis, or None."""
-    if axis == rank - 1:
-        return {5: "NDHWC"}.get(rank, "NHWC")
-    if axis == 1 and rank == 4:
-        return "NCHW"
-    if axis == 1 and rank == 5:
-        return "NCDHW"
-    return None
+    """The `FusedBatchNormV3` layout for a 4-D or 5-D input, else None.
+
+    Dense inputs stay on the generic path: on small (m, d) inputs the fused
+    kernel's fixed cost is larger than the two reductions it saves.
+    """
+    formats = {(4, 3): "NHWC", (4, 1): "NCHW", (5, 4): "NDHWC", (5, 1): "NCDHW"}
+    return formats.get((rank, axis))
 
 
 def _single_value_message(name, shape):
