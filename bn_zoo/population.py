@@ -71,8 +71,6 @@ def estimate(model, dataset, num_batches, activate=True):
     calls = [0] * len(layers)
     seen = 0
     for batch in dataset:
-        if seen == num_batches:
-            break
         if isinstance(batch, (tuple, list)):
             batch = batch[0]
         for layer_id, mean, variance, count in zip(*step(batch)):
@@ -97,6 +95,8 @@ def estimate(model, dataset, num_batches, activate=True):
                 sums[i][1] += variance
             calls[i] += 1
         seen += 1
+        if seen == num_batches:
+            break
     if seen < num_batches:
         raise ValueError(
             f"The dataset ran out after {seen} batches; `num_batches={num_batches}` "

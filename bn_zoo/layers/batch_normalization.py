@@ -327,6 +327,14 @@ class BatchNormalization(keras.layers.Layer):
         return outputs
 
     def _update_moving_statistics(self, mean, biased_variance, count):
+        if not isinstance(count, float) and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            # In a graph the m' > 1 assertion guards only `count`: without this
+            # a refused step would still write μ_B (NaN for an empty mask).
+            with tf.control_dependencies([count]):
+                mean = tf.identity(mean)
+                biased_variance = tf.identity(biased_variance)
         variance = biased_variance
         if self.variance_correction == "unbiased":
             variance = biased_variance * (count / (count - 1.0))
@@ -361,9 +369,10 @@ class BatchNormalization(keras.layers.Layer):
             weights = None
             local_count = self._local_count(x)
         else:
-            # As in Keras, the mask covers every axis but the last.
+            # The mask covers every axis but the channel axis.
             weights = ops.broadcast_to(
-                ops.expand_dims(ops.cast(mask, "float32"), -1), ops.shape(x)
+                ops.expand_dims(ops.cast(mask, "float32"), self._channel_axis),
+                ops.shape(x),
             )
             # m' is the same for every channel: count channel 0's weights.
             local_count = ops.sum(ops.take(weights, 0, axis=self._channel_axis))
@@ -525,9 +534,9 @@ def _fused_data_format(rank, axis):
 def _single_value_message(name, shape):
     return (
         f"BatchNormalization '{name}' expected more than 1 value per channel when "
-        f"training (got input shape {tuple(shape)}, so m' = 1 and the variance is "
-        "undefined). Use a batch of at least 2, or call the layer with "
-        "training=False."
+        f"training (input shape {tuple(shape)} gives m' <= 1, after any mask, and "
+        "the variance is undefined). Use a batch of at least 2, or call the layer "
+        "with training=False."
     )
 
 
