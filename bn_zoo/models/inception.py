@@ -1,0 +1,348 @@
+"""The Inception networks of Section 4.2 and Figure 5.
+
+One architecture in five variants (Section 4.2.2):
+
+| factory       | BN | conv bias | activation | LRN | dropout |
+|---------------|----|-----------|------------|-----|---------|
+| `Inception`   | no | yes       | ReLU       | yes | 0.4     |
+| `BNBaseline`  | yes| no        | ReLU       | yes | 0.4     |
+| `BNInception`, `BNx5`, `BNx30` | yes | no | ReLU | no | 0     |
+| `BNx5Sigmoid` | yes| no        | sigmoid    | no  | 0       |
+
+With BN every convolution is `{name}_conv` (no bias) -> `{name}_bn` ->
+`{name}_relu` (or `_sigmoid`): BN normalizes the input of every nonlinearity
+and sits right after the convolution, so it can be folded into it. Without BN
+the convolution has a bias and feeds the activation directly. The classifier
+`predictions` is a Dense layer without BN, as in GoogLeNet.
+
+Figure 5, for 224×224×3 inputs (all convolutions and poolings "same"):
+
+    conv1          7×7/2 separable (depth multiplier 8) -> 112×112×64
+    pool1          max 3×3/2                            ->  56×56×64
+    conv2_reduce   1×1, 64;  conv2  3×3/1, 192          ->  56×56×192
+    pool2          max 3×3/2                            ->  28×28×192
+    inception_3a ... inception_5b (MODULES)             ->   7×7×1024
+    avg_pool       global average                       ->  1024
+    predictions    Dense(classes)
+
+The baseline puts LRN where GoogLeNet does: after pool1 (`pool1_lrn`) and
+after conv2's activation, before pool2 (`conv2_lrn`).
+
+Errata of the printed Figure 5, resolved as the public Caffe BN-Inception
+does, by following the branch columns:
+- 3c is strided, so its output is 14×14×576, not the printed 28×28×576.
+- 4c and 4d: the columns sum to 160+160+160+128 and 96+192+192+128 = 608
+  channels, not the printed 576.
+- 4e is strided and receives 608 channels, so its output is
+  7×7×(192+256+608) = 7×7×1056, not the printed 14×14×1024.
+"""
+
+import collections
+
+import keras
+from keras import layers
+
+from bn_zoo.layers import BatchNormalization
+from bn_zoo.models import common
+from bn_zoo.models import weights as weights_lib
+from bn_zoo.models.lrn import LocalResponseNormalization
+
+DEFAULT_SIZE = 224
+# Five stride-2 stages (conv1, pool1, pool2, 3c, 4e) divide the size by 32;
+# below 32 a stage would see a map of size 1.
+MIN_SIZE = 32
+MIN_DEPTH = 16
+STEMS = ("separable", "conv")
+ACTIVATIONS = ("relu", "sigmoid")
+
+InceptionModule = collections.namedtuple(
+    "InceptionModule",
+    [
+        "name",
+        "conv_1x1",
+        "reduce_3x3",
+        "conv_3x3",
+        "reduce_double_3x3",
+        "double_3x3",
+        "pool",
+        "pool_proj",
+        "strides",
+    ],
+)
+
+# Figure 5. A 0 in conv_1x1 / pool_proj means the branch is absent / the pool
+# passes through; branches are concatenated in this order: 1×1, 3×3,
+# double 3×3, pool.
+MODULES = (
+    InceptionModule("3a", 64, 64, 64, 64, 96, "avg", 32, 1),
+    InceptionModule("3b", 64, 64, 96, 64, 96, "avg", 64, 1),
+    InceptionModule("3c", 0, 128, 160, 64, 96, "max", 0, 2),
+    InceptionModule("4a", 224, 64, 96, 96, 128, "avg", 128, 1),
+    InceptionModule("4b", 192, 96, 128, 96, 128, "avg", 128, 1),
+    InceptionModule("4c", 160, 128, 160, 128, 160, "avg", 128, 1),
+    InceptionModule("4d", 96, 128, 192, 160, 192, "avg", 128, 1),
+    InceptionModule("4e", 0, 128, 192, 192, 256, "max", 0, 2),
+    InceptionModule("5a", 352, 192, 320, 160, 224, "avg", 128, 1),
+    InceptionModule("5b", 352, 192, 320, 192, 224, "max", 128, 1),
+)
+
+
+class _Builder:
+    """Creates the layers of one network with its variant's choices."""
+
+    def __init__(self, batch_norm, activation, bn_kwargs, depth_multiplier, seed):
+        self.batch_norm = batch_norm
+        self.activation = activation
+        self.bn_kwargs = bn_kwargs
+        self.depth_multiplier = depth_multiplier
+        self.seed = seed
+        self._layers = 0
+
+    def depth(self, filters):
+        """Filters after `depth_multiplier`, never below MIN_DEPTH (as slim)."""
+        return max(int(filters * self.depth_multiplier), MIN_DEPTH)
+
+    def initializer(self):
+        self._layers += 1
+        seed = None if self.seed is None else self.seed + self._layers
+        return keras.initializers.GlorotUniform(seed=seed)
+
+    def normalize_and_activate(self, x, name):
+        if self.batch_norm:
+            x = BatchNormalization(**self.bn_kwargs, name=f"{name}_bn")(x)
+        return layers.Activation(self.activation, name=f"{name}_{self.activation}")(x)
+
+    def conv(self, x, filters, kernel_size, name, strides=1):
+        x = layers.Conv2D(
+            self.depth(filters),
+            kernel_size,
+            strides=strides,
+            padding="same",
+            use_bias=not self.batch_norm,
+            kernel_initializer=self.initializer(),
+            name=f"{name}_conv",
+        )(x)
+        return self.normalize_and_activate(x, name)
+
+    def separable_conv(self, x, filters, kernel_size, name, strides):
+        filters = self.depth(filters)
+        # slim's inception_v2: multiplier min(filters / channels, 8).
+        multiplier = max(1, min(filters // x.shape[-1], 8))
+        x = layers.SeparableConv2D(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding="same",
+            depth_multiplier=multiplier,
+            use_bias=not self.batch_norm,
+            depthwise_initializer=self.initializer(),
+            pointwise_initializer=self.initializer(),
+            name=f"{name}_conv",
+        )(x)
+        return self.normalize_and_activate(x, name)
+
+    def module(self, x, spec):
+        prefix = f"inception_{spec.name}"
+        branches = []
+        if spec.conv_1x1:
+            branches.append(self.conv(x, spec.conv_1x1, 1, f"{prefix}_1x1"))
+        b = self.conv(x, spec.reduce_3x3, 1, f"{prefix}_3x3_reduce")
+        branches.append(
+            self.conv(b, spec.conv_3x3, 3, f"{prefix}_3x3", strides=spec.strides)
+        )
+        b = self.conv(x, spec.reduce_double_3x3, 1, f"{prefix}_double_3x3_reduce")
+        b = self.conv(b, spec.double_3x3, 3, f"{prefix}_double_3x3_1")
+        branches.append(
+            self.conv(
+                b, spec.double_3x3, 3, f"{prefix}_double_3x3_2", strides=spec.strides
+            )
+        )
+        pool = layers.MaxPooling2D if spec.pool == "max" else layers.AveragePooling2D
+        b = pool(3, strides=spec.strides, padding="same", name=f"{prefix}_pool")(x)
+        if spec.pool_proj:
+            b = self.conv(b, spec.pool_proj, 1, f"{prefix}_pool_proj")
+        branches.append(b)
+        return layers.Concatenate(axis=-1, name=f"{prefix}_concat")(branches)
+
+
+def _inception(
+    registry_name,
+    batch_norm,
+    activation,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    batch_norm_kwargs,
+    depth_multiplier,
+    stem,
+    dropout_rate,
+    lrn,
+    seed,
+):
+    common.check_common_arguments(
+        registry_name, include_top, weights, pooling, classes, classifier_activation
+    )
+    bn_kwargs = common.check_batch_norm_kwargs(batch_norm_kwargs)
+    if isinstance(depth_multiplier, bool) or not depth_multiplier > 0:
+        raise ValueError(
+            f"`depth_multiplier` must be > 0 (1.0 is the paper's network). "
+            f"Received: depth_multiplier={depth_multiplier!r}"
+        )
+    if stem not in STEMS:
+        raise ValueError(
+            f"`stem` must be one of {STEMS}: 'separable' is the paper's 7×7 "
+            f"separable convolution, 'conv' a plain 7×7. Received: stem={stem!r}"
+        )
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"`activation` must be one of {ACTIVATIONS}.")
+    recipe = _recipe(registry_name)
+    dropout_rate = recipe["dropout_rate"] if dropout_rate is None else dropout_rate
+    lrn = recipe["lrn"] if lrn is None else lrn
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(
+            f"`dropout_rate` must be in [0, 1). Received: dropout_rate={dropout_rate!r}"
+        )
+    if not isinstance(lrn, bool):
+        raise TypeError(f"`lrn` must be True or False. Received: lrn={lrn!r}")
+    input_shape = common.image_input_shape(
+        input_shape, input_tensor, DEFAULT_SIZE, MIN_SIZE, include_top
+    )
+    img_input, inputs = common.model_input(input_tensor, input_shape)
+
+    build = _Builder(batch_norm, activation, bn_kwargs, depth_multiplier, seed)
+    if stem == "separable":
+        x = build.separable_conv(img_input, 64, 7, "conv1", strides=2)
+    else:
+        x = build.conv(img_input, 64, 7, "conv1", strides=2)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
+    if lrn:
+        x = LocalResponseNormalization(name="pool1_lrn")(x)
+    x = build.conv(x, 64, 1, "conv2_reduce")
+    x = build.conv(x, 192, 3, "conv2")
+    if lrn:
+        x = LocalResponseNormalization(name="conv2_lrn")(x)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2_pool")(x)
+    for spec in MODULES:
+        x = build.module(x, spec)
+
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout_rate > 0:
+            x = layers.Dropout(dropout_rate, name="top_dropout")(x)
+        x = layers.Dense(
+            classes,
+            activation=classifier_activation,
+            kernel_initializer=build.initializer(),
+            name="predictions",
+        )(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+
+    model = keras.Model(inputs, x, name=name)
+    weights_lib.load_into(model, registry_name, weights, include_top)
+    return model
+
+
+def _recipe(registry_name):
+    from bn_zoo.models import registry
+
+    return registry.model_info(registry_name).recipe
+
+
+def _variant(function_name, registry_name, batch_norm, activation, summary):
+    def factory(
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        name=registry_name,
+        batch_norm_kwargs=None,
+        depth_multiplier=1.0,
+        stem="separable",
+        dropout_rate=None,
+        lrn=None,
+        seed=None,
+    ):
+        return _inception(
+            registry_name, batch_norm, activation, include_top, weights,
+            input_tensor, input_shape, pooling, classes, classifier_activation,
+            name, batch_norm_kwargs, depth_multiplier, stem, dropout_rate, lrn,
+            seed,
+        )
+
+    factory.__doc__ = summary + _ARGS_DOC
+    factory.__name__ = factory.__qualname__ = function_name
+    return factory
+
+
+_ARGS_DOC = """
+
+    Args:
+        include_top: Whether to include global average pooling, dropout and
+            the classifier `predictions`.
+        weights: None (random initialization), a registered name (see
+            `bn_zoo.model_info(name).weights`) or the path to a
+            `.weights.h5` file.
+        input_tensor: Optional Keras tensor to use as the image input.
+        input_shape: (height, width, channels), each side >= 32; default
+            (224, 224, 3). With include_top=False the sides may be None.
+        pooling: With include_top=False: None (the 4-D output of 5b),
+            "avg" or "max" (global pooling to 2-D).
+        classes: Number of classes of the classifier.
+        classifier_activation: Activation of `predictions`; None for logits.
+        name: Name of the model.
+        batch_norm_kwargs: Dict merged into every BatchNormalization layer,
+            e.g. {"momentum": 0.9, "synchronized": True}. Ignored without BN.
+        depth_multiplier: Scales every convolution's filters (at least 16
+            each, as slim); 1.0 is the paper's network.
+        stem: "separable" (the paper's 7×7 separable convolution, depth
+            multiplier 8) or "conv" (a plain 7×7 convolution).
+        dropout_rate: Dropout before the classifier; None takes the recipe's
+            (`bn_zoo.model_info(name).recipe["dropout_rate"]`).
+        lrn: Whether to use local response normalization; None takes the
+            recipe's.
+        seed: Optional integer seed of the initializers.
+
+    Returns:
+        A `keras.Model`.
+"""
+
+Inception = _variant(
+    "Inception", "inception", False, "relu",
+    "The Inception baseline (Figure 5 without BN): conv biases, ReLU, LRN as in "
+    "GoogLeNet, dropout 0.4.",
+)
+BNBaseline = _variant(
+    "BNBaseline", "bn_baseline", True, "relu",
+    "BN-Baseline: Inception with BN before every nonlinearity and no conv "
+    "biases, nothing else changed (LRN and dropout 0.4 stay).",
+)
+BNInception = _variant(
+    "BNInception", "bn_inception", True, "relu",
+    "BN-Inception: BN before every nonlinearity, no LRN, no dropout "
+    "(Section 4.2.1).",
+)
+BNx5 = _variant(
+    "BNx5", "bn_x5", True, "relu",
+    "BN-x5: the BN-Inception network, registered with the 5x learning rate "
+    "recipe.",
+)
+BNx30 = _variant(
+    "BNx30", "bn_x30", True, "relu",
+    "BN-x30: the BN-Inception network, registered with the 30x learning rate "
+    "recipe.",
+)
+BNx5Sigmoid = _variant(
+    "BNx5Sigmoid", "bn_x5_sigmoid", True, "sigmoid",
+    "BN-x5-Sigmoid: BN-x5 with sigmoid instead of ReLU.",
+)

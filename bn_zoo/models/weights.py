@@ -1,0 +1,262 @@
+"""Registered weights and safe weight loading for the model zoo.
+
+`weights=` of every factory is `None`, a path to a `.weights.h5` file, or the
+name of a registered file. Registered files are fetched with
+`keras.utils.get_file` into the Keras cache and verified by sha256, so a file
+that is corrupted, truncated or replaced is refused. Files shipped inside the
+package (`bn_zoo/weights/`) are registered with a `file://` origin, which
+`get_file` copies into the cache like any download.
+
+To register a file, add ONE entry to `WEIGHTS` below, e.g.
+
+    ("mlp", "mnist"): shipped("mlp_mnist.weights.h5", sha256="...", classes=10),
+
+`sha256sum bn_zoo/weights/mlp_mnist.weights.h5` gives the hash.
+"""
+
+import dataclasses
+import hashlib
+import os
+import pathlib
+import tempfile
+
+import h5py
+import keras
+from keras.src.utils import naming
+
+WEIGHTS_DIR = pathlib.Path(__file__).resolve().parent.parent / "weights"
+# Keras cache directory for registered weights; None means `~/.keras` (or
+# `$KERAS_HOME`). Tests point it at a temporary directory.
+CACHE_DIR = None
+CACHE_SUBDIR = "models/bn_zoo"
+WEIGHTS_SUFFIX = ".weights.h5"
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredWeights:
+    """One registered weights file.
+
+    Attributes:
+        file_name: Name of the file in the Keras cache.
+        origin: URL (`https://...` or `file://...`) to fetch it from.
+        sha256: Expected sha256 hex digest of the file.
+        classes: Number of classes of the classifier the weights were saved
+            with (`include_top=True` must use this many).
+        description: What the weights are (data, recipe, accuracy).
+    """
+
+    file_name: str
+    origin: str
+    sha256: str
+    classes: int
+    description: str = ""
+
+
+def shipped(file_name, sha256, classes, description=""):
+    """A `RegisteredWeights` for a file shipped in `bn_zoo/weights/`."""
+    return RegisteredWeights(
+        file_name=file_name,
+        origin=(WEIGHTS_DIR / file_name).as_uri(),
+        sha256=sha256,
+        classes=classes,
+        description=description,
+    )
+
+
+# (registered model name, weights name) -> RegisteredWeights. The one table.
+WEIGHTS = {}
+
+
+def registered_weights(model_name):
+    """The weights registered for `model_name`, as {weights name: entry}."""
+    return {w: entry for (m, w), entry in WEIGHTS.items() if m == model_name}
+
+
+def validate_weights_argument(model_name, weights, include_top, classes):
+    """Checks `weights=` the way `keras.applications` does, before building.
+
+    Returns the `RegisteredWeights` entry when `weights` is a registered name,
+    else None.
+    """
+    if weights is None:
+        return None
+    known = registered_weights(model_name)
+    if isinstance(weights, str) and weights in known:
+        entry = known[weights]
+        if include_top and classes != entry.classes:
+            raise ValueError(
+                f"The registered weights {weights!r} of {model_name!r} have a "
+                f"{entry.classes}-way classifier, so with `include_top=True` "
+                f"`classes` must be {entry.classes}. Received: classes={classes}. "
+                "Use include_top=False to put your own classifier on top."
+            )
+        return entry
+    if isinstance(weights, (str, os.PathLike)):
+        path = os.fspath(weights)
+        if path.endswith(WEIGHTS_SUFFIX) and os.path.isfile(path):
+            return None
+        if path.endswith(WEIGHTS_SUFFIX):
+            raise FileNotFoundError(
+                f"The weights file {path!r} does not exist. Pass an existing "
+                f"'*{WEIGHTS_SUFFIX}' file, a registered name, or None."
+            )
+    names = sorted(known) or "none registered"
+    raise ValueError(
+        "The `weights` argument should be None (random initialization), a "
+        f"registered name of {model_name!r} ({names}), or the path to an "
+        f"existing '*{WEIGHTS_SUFFIX}' file (as written by "
+        f"`model.save_weights`). Received: weights={weights!r}"
+    )
+
+
+def fetch(model_name, weights_name):
+    """Local path of registered weights, fetched into the Keras cache and
+    verified by sha256."""
+    entry = registered_weights(model_name)[weights_name]
+    if CACHE_DIR is not None:
+        # get_file falls back to /tmp/.keras when the directory is missing.
+        os.makedirs(CACHE_DIR, exist_ok=True)
+    try:
+        return keras.utils.get_file(
+            fname=entry.file_name,
+            origin=entry.origin,
+            file_hash=entry.sha256,
+            hash_algorithm="sha256",
+            cache_subdir=CACHE_SUBDIR,
+            cache_dir=CACHE_DIR,
+        )
+    except ValueError as error:
+        if "hash" not in str(error):
+            raise
+        raise ValueError(
+            f"The registered weights {weights_name!r} of {model_name!r} failed "
+            f"the sha256 check: {entry.origin} does not have the registered "
+            f"hash {entry.sha256}, so the file is corrupted or not the one that "
+            "was registered. It was not loaded. Restore the file (or update the "
+            "hash in bn_zoo/models/weights.py if the new file is intended)."
+        ) from error
+
+
+def sha256_of(path):
+    """The sha256 hex digest of a file (what `WEIGHTS` entries record)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_weights(model, filepath, allow_unused_layers=False):
+    """Loads a `.weights.h5` file into `model`, all or nothing.
+
+    The file's variables are first checked against the model's: every
+    variable the model has must be in the file with the same shape, and the
+    file must have nothing else (except, with `allow_unused_layers=True`,
+    whole layers the model does not have, such as the classifier of a model
+    built with `include_top=False`). A file that does not fit is refused with
+    the variables that differ, and the model is left untouched. If loading
+    still fails half-way, every variable is restored to its previous value.
+
+    Args:
+        model: A built Keras model.
+        filepath: Path to a `*.weights.h5` file.
+        allow_unused_layers: Accept layers in the file that the model lacks.
+    """
+    filepath = os.fspath(filepath)
+    expected = _expected_structure(model)
+    try:
+        with h5py.File(filepath, "r") as f:
+            found = _datasets(f)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot read {filepath!r} as a Keras '*{WEIGHTS_SUFFIX}' file "
+            f"({error}). It may be truncated or corrupted."
+        ) from error
+    problems = _structure_problems(
+        expected, found, allow_unused_layers, _layer_names(model)
+    )
+    if problems:
+        raise ValueError(
+            f"The weights in {filepath!r} do not fit model {model.name!r}:\n  "
+            + "\n  ".join(problems[:10])
+            + (f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else "")
+            + "\nBuild the model with the arguments the weights were saved with "
+            "(architecture, input_shape, classes, include_top)."
+        )
+    snapshot = [v.numpy() for v in model.variables]
+    try:
+        model.load_weights(filepath)
+    except BaseException:
+        for variable, value in zip(model.variables, snapshot):
+            variable.assign(value)
+        raise
+
+
+def _expected_structure(model):
+    """Dataset paths and shapes `model.save_weights` would write."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "expected" + WEIGHTS_SUFFIX)
+        model.save_weights(path)
+        with h5py.File(path, "r") as f:
+            return _datasets(f)
+
+
+def _datasets(h5file):
+    found = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            found[name] = tuple(obj.shape)
+
+    h5file.visititems(visit)
+    return found
+
+
+def _layer_of(path):
+    # "layers/dense_1/vars/0" -> "layers/dense_1"
+    return "/".join(path.split("/")[:2])
+
+
+def _layer_names(model):
+    """{file group: layer name}. `.weights.h5` files address a layer by its
+    class name and rank among the model's layers ("layers/dense_2" is the
+    third Dense), not by its name; this recovers the names for messages."""
+    used, names = {}, {}
+    for layer in model.layers:
+        base = naming.to_snake_case(layer.__class__.__name__)
+        rank = used.get(base, 0)
+        used[base] = rank + 1
+        names[f"layers/{base}" + (f"_{rank}" if rank else "")] = layer.name
+    return names
+
+
+def _structure_problems(expected, found, allow_unused_layers, layer_names):
+    def where(path):
+        name = layer_names.get(_layer_of(path))
+        return f"{path} (layer {name!r})" if name else path
+
+    problems = []
+    for path, shape in sorted(expected.items()):
+        if path not in found:
+            problems.append(f"missing from the file: {where(path)}, shape {shape}")
+        elif found[path] != shape:
+            problems.append(
+                f"shape mismatch at {where(path)}: model {shape}, file {found[path]}"
+            )
+    model_layers = {_layer_of(p) for p in expected}
+    for path in sorted(set(found) - set(expected)):
+        if allow_unused_layers and _layer_of(path) not in model_layers:
+            continue
+        problems.append(f"not in the model: {path}, shape {found[path]}")
+    return problems
+
+
+def load_into(model, model_name, weights, include_top):
+    """Loads `weights` (a path or a registered name) into a fresh `model`."""
+    if weights is None:
+        return
+    if isinstance(weights, str) and weights in registered_weights(model_name):
+        path = fetch(model_name, weights)
+    else:
+        path = os.fspath(weights)
+    load_weights(model, path, allow_unused_layers=not include_top)
