@@ -256,7 +256,7 @@ def _recipe(registry_name):
     return registry.model_info(registry_name).recipe
 
 
-def _variant(function_name, registry_name, batch_norm, activation, summary):
+def _variant(function_name, registry_name, batch_norm, default_activation, summary):
     def factory(
         include_top=True,
         weights=None,
@@ -272,9 +272,12 @@ def _variant(function_name, registry_name, batch_norm, activation, summary):
         dropout_rate=None,
         lrn=None,
         seed=None,
+        activation=None,
     ):
         return _inception(
-            registry_name, batch_norm, activation, include_top, weights,
+            registry_name, batch_norm,
+            default_activation if activation is None else activation,
+            include_top, weights,
             input_tensor, input_shape, pooling, classes, classifier_activation,
             name, batch_norm_kwargs, depth_multiplier, stem, dropout_rate, lrn,
             seed,
@@ -312,6 +315,9 @@ _ARGS_DOC = """
         lrn: Whether to use local response normalization; None takes the
             recipe's.
         seed: Optional integer seed of the initializers.
+        activation: "relu" or "sigmoid" after every convolution; None takes
+            the variant's (e.g. Inception with "sigmoid" is the network
+            without BN that Section 4.2.2 says never trains).
 
     Returns:
         A `keras.Model`.

@@ -1,0 +1,1 @@
+"""Plots of the paper's figures from trainer workdirs (matplotlib, Agg)."""

@@ -1,0 +1,122 @@
+"""Checkpoints of a run (`tf.train.CheckpointManager`) and `restore_model`.
+
+A checkpoint holds the model (weights, BN moving averages and population
+statistics), the optimizer (slots, iteration count) and the global step, and
+is named `ckpt-<step>`. `CheckpointManager` writes through temporary files, so
+a run killed while saving keeps the previous checkpoint.
+"""
+
+import os
+import shutil
+import uuid
+
+import tensorflow as tf
+
+from bn_zoo import population
+from bn_zoo.training import config as config_lib
+from bn_zoo.training import modeling
+from bn_zoo.training import strategy as strategy_lib
+from bn_zoo.training import workdir as workdir_lib
+from bn_zoo.training.errors import WorkdirError
+
+
+def latest_step(directory):
+    """The step of the newest checkpoint in `directory`, or None."""
+    path = tf.train.latest_checkpoint(directory)
+    return None if path is None else int(path.rsplit("-", 1)[1])
+
+
+class Checkpointer:
+    """Saves and restores a run's state in `workdir/checkpoints`.
+
+    Every worker of a multi-worker run must save (saving is a collective
+    operation); workers other than the chief write to a scratch directory that
+    is deleted right after, and all restore from the chief's directory.
+    """
+
+    def __init__(self, workdir, strategy, max_to_keep, **objects):
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        self.directory = workdir.checkpoints
+        task_type, task_id = strategy_lib.task(strategy)
+        self._scratch = None
+        save_dir = self.directory
+        if not workdir.chief:
+            self._scratch = os.path.join(self.directory, f"{task_type}_{task_id}_scratch")
+            save_dir = self._scratch
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, save_dir, max_to_keep=max_to_keep, step_counter=None
+        )
+
+    def restore_latest(self):
+        """Restores the newest checkpoint; returns its path or None."""
+        path = tf.train.latest_checkpoint(self.directory)
+        if path is not None:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        return path
+
+    def save(self, step):
+        path = self.manager.save(checkpoint_number=step)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        return path
+
+    @property
+    def latest(self):
+        return tf.train.latest_checkpoint(self.directory)
+
+
+def restore_model(workdir, classifier_activation="softmax"):
+    """The trained model of a workdir, ready for inference or export.
+
+    Builds the model of `workdir/config.json` (float32, on the default
+    strategy), loads the weights and BN statistics of the newest checkpoint,
+    and, if the run finished with Algorithm 2's population statistics
+    (`final.json` says `"inference_statistics": "population"` for that step),
+    makes every BN layer use them.
+
+    Args:
+        workdir: The run's workdir.
+        classifier_activation: Activation of the classifier; the default
+            "softmax" returns probabilities like keras.applications, None
+            the logits the trainer trained on.
+
+    Returns:
+        A `keras.Model`.
+    """
+    wd = workdir_lib.Workdir(workdir)
+    saved = wd.saved_config()
+    if saved is None:
+        raise WorkdirError(f"{wd.path} has no {workdir_lib.CONFIG_FILE}: not a trainer workdir.")
+    path = tf.train.latest_checkpoint(wd.checkpoints)
+    if path is None:
+        raise WorkdirError(f"{wd.path} has no checkpoint yet; train first.")
+    config = config_lib.resolve(saved)
+    config.synchronized_batch_norm = False  # Inference needs no cross-replica statistics.
+    model = modeling.create_model(config, classifier_activation=classifier_activation)
+    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    final = workdir_lib.read_json(wd.file(workdir_lib.FINAL_FILE)) or {}
+    if final.get("step") == latest_step(wd.checkpoints) and final.get(
+        "inference_statistics") == "population":
+        population.set_inference_statistics(model, "population")
+    return model
+
+
+def save_weights(workdir, path):
+    """Writes the trained weights of a workdir (`restore_model`) to a Keras
+    `*.weights.h5` file, atomically; returns the file's sha256."""
+    from bn_zoo.models import weights as weights_lib
+
+    path = os.path.abspath(os.fspath(path))
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"The weights file must end in '.weights.h5'; got {path!r}.")
+    model = restore_model(workdir)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    partial = os.path.join(directory, f".{uuid.uuid4().hex}.partial.weights.h5")
+    try:
+        model.save_weights(partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return weights_lib.sha256_of(path)

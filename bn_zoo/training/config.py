@@ -1,0 +1,285 @@
+"""The trainer's configuration: every field, its default, its validation.
+
+An experiment config (`configs/<experiment>.py`) starts from
+`default_config()` and changes what the experiment needs. Fields left at
+None are filled from the model's recipe in the registry
+(`bn_zoo.model_info(name).recipe`), so the paper's recipe (Sections 4.1, 4.2)
+lives in one place and every knob can still be overridden:
+
+    config field                    recipe key
+    global_batch_size               batch_size_per_replica (the paper's batch)
+    num_train_steps                 train_steps
+    optimizer.name                  optimizer
+    optimizer.base_learning_rate    base_learning_rate
+    optimizer.reference_batch_size  batch_size_per_replica
+    optimizer.momentum              momentum
+    optimizer.weight_decay          weight_decay
+    schedule.decay_rate             lr_decay_rate
+    schedule.decay_steps            lr_decay_steps
+
+The learning rate at step t is
+
+    base_learning_rate · global_batch_size / reference_batch_size
+        · decay_rate ^ (t / decay_steps)       (t / decay_steps floored if staircase)
+"""
+
+import copy
+import difflib
+import json
+
+import ml_collections
+from ml_collections.config_dict import placeholder
+
+from bn_zoo.training import inputs
+from bn_zoo.training.errors import ConfigError
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+OPTIMIZERS = ("sgd_momentum", "adam")
+
+RECIPE_FIELDS = {
+    "global_batch_size": "batch_size_per_replica",
+    "num_train_steps": "train_steps",
+    "optimizer.name": "optimizer",
+    "optimizer.base_learning_rate": "base_learning_rate",
+    "optimizer.reference_batch_size": "batch_size_per_replica",
+    "optimizer.momentum": "momentum",
+    "optimizer.weight_decay": "weight_decay",
+    "schedule.decay_rate": "lr_decay_rate",
+    "schedule.decay_steps": "lr_decay_steps",
+    # Only data sources with photometric distortions (imagenet) have it.
+    "data.distortion_strength": "distortion_strength",
+}
+
+# Fields a rerun in an existing workdir may change: they decide where and how
+# fast the run goes, not what it computes.
+RUNTIME_FIELDS = frozenset({
+    "num_train_steps", "steps_per_loop", "log_every_steps",
+    "checkpoint_every_steps", "max_checkpoints_to_keep", "strategy", "tpu",
+    "num_cpu_devices", "jit_compile", "data.data_dir",
+    "data.validate_num_files", "data.validate_num_records",
+})
+
+# Free-form sub-configs: passed on as keyword arguments, checked by the callee.
+_FREE_FORM = ("model.kwargs",)
+
+
+def default_config():
+    """Every field the trainer reads, with its default."""
+    return ml_collections.ConfigDict({
+        "model": {
+            "name": placeholder(str),  # A registered name, bn_zoo.list_models().
+            # Extra keyword arguments of bn_zoo.create_model (e.g. input_shape,
+            # batch_norm_kwargs). The trainer always trains on logits.
+            "kwargs": ml_collections.ConfigDict(),
+        },
+        "data": inputs.default_config("mnist"),
+        "seed": 0,  # Weights initialization and data order.
+        "global_batch_size": placeholder(int),  # Summed over all replicas.
+        "num_train_steps": placeholder(int),
+        "steps_per_loop": 1000,  # Steps per tf.function call (max).
+        "log_every_steps": 1000,
+        "eval_every_steps": 1000,
+        "eval_batch_size": 1000,  # Global.
+        "checkpoint_every_steps": 5000,
+        "max_checkpoints_to_keep": 3,
+        "optimizer": {
+            "name": placeholder(str),  # One of OPTIMIZERS.
+            "base_learning_rate": placeholder(float),
+            "reference_batch_size": placeholder(int),
+            "momentum": placeholder(float),
+            "nesterov": False,
+            # λ of the gradient term λ·w on every kernel (loss λ/2·Σw²).
+            "weight_decay": placeholder(float),
+        },
+        "schedule": {
+            "decay_rate": placeholder(float),  # 1.0: constant learning rate.
+            "decay_steps": placeholder(int),
+            "staircase": True,
+        },
+        "label_smoothing": 0.0,
+        "strategy": "default",  # One of STRATEGIES.
+        "tpu": "",  # TPU name or grpc:// address for strategy="tpu".
+        "num_cpu_devices": 0,  # >0: split the CPU into this many logical devices.
+        "synchronized_batch_norm": False,  # BN statistics over all replicas.
+        "mixed_precision": "float32",  # One of PRECISIONS.
+        "jit_compile": False,  # XLA-compile the training step.
+        # Percentiles of one unit of a layer's *input* over the first
+        # `num_examples` evaluation images, at every evaluation (Figure 1(b, c)).
+        "probe": {
+            "layer": "",  # Empty: no probe.
+            "unit": 0,
+            "num_examples": 1000,
+            "percentiles": (15, 50, 85),
+        },
+        # After the last step: Algorithm 2's population statistics from this
+        # many training batches (0: skip), then evaluation with them.
+        "population_batches": 0,
+    })
+
+
+def to_dict(config):
+    """A JSON-compatible plain dict of `config` (tuples become lists)."""
+    if isinstance(config, ml_collections.ConfigDict):
+        config = config.to_dict()
+    return json.loads(json.dumps(config))
+
+
+def _flatten(tree, prefix=""):
+    flat = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path not in _FREE_FORM:
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _check_known_fields(config):
+    data_name = config.get("data", {}).get("name", "mnist")
+    if data_name not in inputs.INPUTS:
+        raise ConfigError(
+            f"Unknown data source config.data.name={data_name!r}. Known: "
+            f"{', '.join(sorted(inputs.INPUTS))}."
+        )
+    schema = to_dict(default_config())
+    schema["data"] = to_dict(inputs.default_config(data_name))
+    known = _flatten(schema)
+    for path in _flatten(config):
+        if path not in known:
+            close = difflib.get_close_matches(path, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"Unknown config field {path!r}.{hint} The trainer's fields are "
+                "listed in bn_zoo/training/config.py (default_config)."
+            )
+
+
+def _get(tree, path):
+    for key in path.split("."):
+        tree = tree[key]
+    return tree
+
+
+def _set(tree, path, value):
+    *parents, last = path.split(".")
+    for key in parents:
+        tree = tree[key]
+    tree[last] = value
+
+
+def _fill_from_recipe(config):
+    import bn_zoo
+
+    name = config["model"]["name"]
+    if name is None:
+        raise ConfigError("config.model.name is not set. Use one of: "
+                          f"{', '.join(bn_zoo.list_models())}.")
+    if name not in bn_zoo.list_models():
+        raise ConfigError(
+            f"Unknown model config.model.name={name!r}. Known models: "
+            f"{', '.join(bn_zoo.list_models())}."
+        )
+    recipe = bn_zoo.model_info(name).recipe
+    for path, key in RECIPE_FIELDS.items():
+        try:
+            value = _get(config, path)
+        except KeyError:  # A field of another data source.
+            continue
+        if value is None:
+            if recipe.get(key) is None:
+                raise ConfigError(
+                    f"config.{path} is not set and the recipe of {name!r} has no "
+                    f"{key!r}; set it in the config or with --config.{path}=..."
+                )
+            _set(config, path, recipe[key])
+
+
+def _require(condition, message):
+    if not condition:
+        raise ConfigError(message)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_values(c):
+    for field in ("global_batch_size", "num_train_steps", "steps_per_loop",
+                  "log_every_steps", "eval_every_steps", "eval_batch_size",
+                  "checkpoint_every_steps", "max_checkpoints_to_keep",
+                  "optimizer.reference_batch_size", "schedule.decay_steps"):
+        value = _get(c, field)
+        _require(_is_int(value) and value > 0,
+                 f"config.{field} must be a positive integer; got {value!r}.")
+    for field in ("seed", "num_cpu_devices", "population_batches", "probe.unit",
+                  "probe.num_examples"):
+        value = _get(c, field)
+        _require(_is_int(value) and value >= 0,
+                 f"config.{field} must be an integer >= 0; got {value!r}.")
+    _require(c["strategy"] in STRATEGIES,
+             f"config.strategy must be one of {STRATEGIES}; got {c['strategy']!r}.")
+    _require(c["mixed_precision"] in PRECISIONS,
+             f"config.mixed_precision must be one of {PRECISIONS}; got "
+             f"{c['mixed_precision']!r}.")
+    opt = c["optimizer"]
+    _require(opt["name"] in OPTIMIZERS,
+             f"config.optimizer.name must be one of {OPTIMIZERS}; got {opt['name']!r}.")
+    for field in ("optimizer.base_learning_rate", "optimizer.momentum",
+                  "optimizer.weight_decay", "schedule.decay_rate", "label_smoothing"):
+        value = _get(c, field)
+        _require(isinstance(value, (int, float)) and not isinstance(value, bool)
+                 and value >= 0, f"config.{field} must be a number >= 0; got {value!r}.")
+    _require(c["optimizer"]["base_learning_rate"] > 0,
+             "config.optimizer.base_learning_rate must be > 0.")
+    _require(c["label_smoothing"] < 1, "config.label_smoothing must be < 1.")
+    kwargs = c["model"]["kwargs"]
+    for reserved in ("classifier_activation", "weights", "input_tensor"):
+        _require(reserved not in kwargs,
+                 f"config.model.kwargs must not set {reserved!r}: the trainer builds "
+                 "the model from scratch and trains on its logits.")
+    probe = c["probe"]
+    if probe["layer"]:
+        pcts = probe["percentiles"]
+        _require(isinstance(pcts, (list, tuple)) and pcts
+                 and all(isinstance(p, (int, float)) and 0 <= p <= 100 for p in pcts),
+                 f"config.probe.percentiles must be numbers in [0, 100]; got {pcts!r}.")
+        _require(probe["num_examples"] > 0, "config.probe.num_examples must be > 0.")
+
+
+def resolve(config):
+    """Validates `config` and fills the fields left at None from the recipe.
+
+    Args:
+        config: A `ConfigDict` (or dict) shaped like `default_config()`.
+
+    Returns:
+        A new, unlocked `ConfigDict` in which every field has a value.
+
+    Raises:
+        ConfigError: an unknown field, an unknown model or data source, or a
+            value out of range; the message names the field.
+    """
+    if isinstance(config, ml_collections.ConfigDict):
+        config = config.to_dict()
+    config = copy.deepcopy(dict(config))
+    _check_known_fields(config)
+    merged = to_dict(default_config())
+    merged["data"] = to_dict(inputs.default_config(config.get("data", {}).get("name", "mnist")))
+    for path, value in _flatten(config).items():
+        _set(merged, path, value)
+    _fill_from_recipe(merged)
+    _check_values(merged)
+    inputs.check_config(merged["data"])
+    return ml_collections.ConfigDict(merged)
+
+
+def incompatible_fields(saved, config):
+    """The fields (dotted paths) in which two resolved configs differ in a way
+    that changes what a run computes (anything outside RUNTIME_FIELDS)."""
+    old, new = _flatten(to_dict(saved)), _flatten(to_dict(config))
+    return sorted(
+        path for path in set(old) | set(new)
+        if path not in RUNTIME_FIELDS and old.get(path, "<missing>") != new.get(path, "<missing>")
+    )

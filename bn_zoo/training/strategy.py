@@ -1,0 +1,118 @@
+"""`tf.distribute` strategies for the trainer, by name.
+
+    default                 the default strategy: one device, no distribution
+    one_device              OneDeviceStrategy on the first GPU, else the CPU
+    mirrored                MirroredStrategy over all GPUs, else all logical CPUs
+    multi_worker_mirrored   MultiWorkerMirroredStrategy, cluster from TF_CONFIG
+    tpu                     TPUStrategy: resolve, connect and initialize the TPU
+                            system first (before any dataset is built)
+
+The global batch of the config is split evenly among replicas; see
+`per_replica_batch_size`.
+"""
+
+import tensorflow as tf
+from absl import logging
+
+from bn_zoo.training.errors import ConfigError
+
+
+def configure_cpu_devices(num_devices):
+    """Splits the CPU into `num_devices` logical devices (0: leave as is).
+
+    This must run before TensorFlow initializes its runtime (before the first
+    op or device query). If the runtime is already up with that many logical
+    CPUs (e.g. under the test suite's conftest) this is a no-op.
+    """
+    if not num_devices:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == num_devices:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices
+        )
+    except RuntimeError as error:
+        have = len(tf.config.list_logical_devices("CPU"))
+        if have == num_devices:
+            return
+        raise ConfigError(
+            f"config.num_cpu_devices={num_devices} cannot be applied: TensorFlow is "
+            f"already initialized with {have} logical CPU(s). Set it before any "
+            "TensorFlow op runs (the trainers/ entry points do), or use 0."
+        ) from error
+
+
+# A process may hold one multi-worker or TPU strategy; later runs reuse it.
+_PROCESS_STRATEGIES = {}
+
+
+def create_strategy(name, tpu=""):
+    """The `tf.distribute.Strategy` called `name` (see the module docstring)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name in ("multi_worker_mirrored", "tpu"):
+        # Before any device query: these configure the runtime at start-up.
+        return _process_strategy(name, tpu)
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        if gpus:
+            return tf.distribute.MirroredStrategy([d.name for d in gpus])
+        # On CPUs, reduce on one device rather than with collective ops, whose
+        # instance keys clash when a process creates several strategies.
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(
+            cpus, cross_device_ops=tf.distribute.ReductionToOneDevice(reduce_to_device=cpus[0]))
+    raise ConfigError(f"Unknown strategy {name!r}.")
+
+
+def _process_strategy(name, tpu):
+    if (name, tpu) in _PROCESS_STRATEGIES:
+        return _PROCESS_STRATEGIES[(name, tpu)]
+    if name == "multi_worker_mirrored":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    else:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        logging.info("TPU devices: %s", tf.config.list_logical_devices("TPU"))
+        strategy = tf.distribute.TPUStrategy(resolver)
+    _PROCESS_STRATEGIES[(name, tpu)] = strategy
+    return strategy
+
+
+def per_replica_batch_size(global_batch_size, strategy, field="global_batch_size"):
+    """`global_batch_size` / replicas, or a ConfigError if it does not divide."""
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        lower = global_batch_size - global_batch_size % replicas
+        raise ConfigError(
+            f"config.{field}={global_batch_size} does not divide among the "
+            f"{replicas} replicas of this strategy. Use a multiple of {replicas}, "
+            f"e.g. {lower or replicas} or {lower + replicas}."
+        )
+    return global_batch_size // replicas
+
+
+def task(strategy):
+    """`(task_type, task_id)` of this process in a multi-worker cluster, or
+    `(None, 0)`."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return None, 0
+    return resolver.task_type, resolver.task_id or 0
+
+
+def is_chief(strategy):
+    """Whether this process writes the workdir (config, metrics, summaries)."""
+    task_type, task_id = task(strategy)
+    if task_type is None or task_type == "chief":
+        return True
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return True
+    jobs = strategy.cluster_resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and "chief" not in jobs

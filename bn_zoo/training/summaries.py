@@ -1,0 +1,34 @@
+"""TensorBoard scalars written with TensorFlow alone.
+
+`tf.summary.scalar` lives in the `tensorboard` package, which bn_zoo does not
+depend on. `tf.summary.write` (TensorFlow core) with the scalars plugin's
+metadata writes the same event records, which TensorBoard shows as scalars.
+"""
+
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+)
+
+
+def scalar(name, value, step):
+    """Writes one float32 scalar to the default summary writer."""
+    return tf.summary.write(
+        name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA
+    )
+
+
+def read_scalars(path):
+    """{tag: [(step, value), ...]} of the scalars in one event file (for tests
+    and scripts)."""
+    from tensorflow.core.util import event_pb2
+
+    scalars = {}
+    for record in tf.data.TFRecordDataset(path):
+        event = event_pb2.Event.FromString(record.numpy())
+        for value in event.summary.value:
+            tensor = tf.make_ndarray(value.tensor)
+            scalars.setdefault(value.tag, []).append((event.step, float(tensor)))
+    return scalars

@@ -1,0 +1,287 @@
+"""`train(config, workdir)`: the trainer behind `python -m trainers.train`.
+
+One run: build the strategy, data, model and optimizer of a config, resume
+from the workdir's newest checkpoint, train in loops of many steps per
+`tf.function` call, evaluate and checkpoint at intervals, and at the end
+estimate the population statistics of Algorithm 2 (Section 3.1) and evaluate
+with them. Rerunning the same command continues where the last run stopped.
+
+The order of events at a step s is: train up to s, check the loss and weights
+are finite, log, evaluate (append a metrics row), checkpoint. A run killed
+after the evaluation of s but before its checkpoint resumes from an earlier
+checkpoint and drops the rows after it, so every evaluation step appears once.
+
+Multi-worker runs assume a workdir on a file system all workers share (e.g.
+GCS); only the chief writes config, metrics, summaries and final.json.
+"""
+
+import contextlib
+import functools
+import math
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from bn_zoo import population
+from bn_zoo.models import preprocess_input
+from bn_zoo.training import checkpoints as checkpoints_lib
+from bn_zoo.training import config as config_lib
+from bn_zoo.training import inputs, modeling, optimizers, steps, summaries
+from bn_zoo.training import strategy as strategy_lib
+from bn_zoo.training import workdir as workdir_lib
+from bn_zoo.training.errors import NonFiniteLossError, WorkdirError
+
+BASE_COLUMNS = ("step", "train_loss", "train_accuracy", "eval_loss", "eval_accuracy",
+                "eval_top5_accuracy", "learning_rate")
+
+
+@contextlib.contextmanager
+def _dtype_policy(name):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _next_boundary(step, config):
+    """The first step after `step` at which the loop must return to Python."""
+    ends = [config.num_train_steps, step + config.steps_per_loop]
+    for every in (config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps):
+        ends.append((step // every + 1) * every)
+    return min(ends)
+
+
+def _at(step, every, config):
+    return step % every == 0 or step == config.num_train_steps
+
+
+class _Interval:
+    """Training loss and accuracy summed over the steps since a reset."""
+
+    def __init__(self):
+        self.loss = self.correct = self.count = 0.0
+
+    def add(self, sums):
+        self.loss += sums["loss"]
+        self.correct += sums["correct"]
+        self.count += sums["count"]
+
+    def means(self):
+        if not self.count:
+            return {"train_loss": None, "train_accuracy": None}
+        return {"train_loss": self.loss / self.count, "train_accuracy": self.correct / self.count}
+
+
+class _Run:
+    """The state of one run; `train()` below is its public face."""
+
+    def __init__(self, config, strategy, data, workdir):
+        self.config = config
+        self.strategy = strategy
+        self.data = data
+        self.workdir = workdir
+        with strategy.scope():
+            self.model = modeling.create_model(config)
+            self.optimizer = optimizers.create_optimizer(config)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.steps = steps.Steps(config, strategy, self.model, self.optimizer)
+        self.checkpointer = checkpoints_lib.Checkpointer(
+            workdir, strategy, config.max_checkpoints_to_keep,
+            model=self.model, optimizer=self.optimizer, step=self.step,
+        )
+        self.probe = None
+        if config.probe.layer:
+            self.probe = steps.Probe(
+                self.model, config.probe.layer, config.probe.unit, config.probe.percentiles,
+                data.probe_examples(config.probe.num_examples),
+            )
+        self.eval_dataset = strategy.distribute_datasets_from_function(
+            data.eval_dataset_fn(config.eval_batch_size)
+        )
+        self.has_bn = bool(population.batch_normalization_layers(self.model))
+
+    # ------------------------------------------------------------ helpers
+    def _columns(self):
+        return list(BASE_COLUMNS) + (self.probe.columns if self.probe else [])
+
+    def _evaluate(self, step, train_means):
+        row = {"step": step, **train_means, **self.steps.evaluate(self.eval_dataset),
+               "learning_rate": optimizers.current_learning_rate(self.optimizer)}
+        if self.probe is not None:
+            row.update(self.probe())
+        self.metrics.append(row)
+        with self.writer.as_default():
+            for key, value in row.items():
+                if key.startswith(("eval_", "probe_")):  # train/* come from _log.
+                    summaries.scalar(key.replace("_", "/", 1), value, step)
+        logging.info("step %d: %s", step, ", ".join(
+            f"{k}={v:.4f}" for k, v in row.items() if k != "step" and v is not None))
+        return row
+
+    def _log(self, step, interval, steps_per_second):
+        means = interval.means()
+        lr = optimizers.current_learning_rate(self.optimizer)
+        with self.writer.as_default():
+            summaries.scalar("train/loss", means["train_loss"], step)
+            summaries.scalar("train/accuracy", means["train_accuracy"], step)
+            summaries.scalar("train/learning_rate", lr, step)
+            summaries.scalar("train/steps_per_second", steps_per_second, step)
+        logging.info("step %d/%d: train_loss=%.4f train_accuracy=%.4f lr=%.4g (%.0f steps/s)",
+                     step, self.config.num_train_steps, means["train_loss"],
+                     means["train_accuracy"], lr, steps_per_second)
+
+    def _check_finite(self, loss_sum, start, end):
+        if math.isfinite(loss_sum) and bool(self.steps.weights_finite()):
+            return
+        latest = self.checkpointer.latest
+        kept = f"the last good checkpoint {latest} is kept" if latest else "no checkpoint was saved"
+        raise NonFiniteLossError(
+            f"The training loss or the weights became NaN/Inf between step {start} and "
+            f"step {end}; training stopped and {kept}. Lower "
+            "config.optimizer.base_learning_rate (or check the input data) and rerun."
+        )
+
+    # --------------------------------------------------------------- loop
+    def train(self):
+        config, workdir = self.config, self.workdir
+        restored = self.checkpointer.restore_latest()
+        step = int(self.step.numpy())
+        if restored:
+            logging.info("Resumed from %s at step %d.", restored, step)
+        workdir.write_config(config)
+        self.metrics = workdir_lib.MetricsLog(
+            workdir.file(workdir_lib.METRICS_FILE), self._columns(), chief=workdir.chief)
+        self.metrics.truncate(step)
+        self.writer = (tf.summary.create_file_writer(workdir.tensorboard) if workdir.chief
+                       else tf.summary.create_noop_writer())
+        try:
+            if not restored:
+                # A checkpoint at s is saved after the evaluation at s, so only a
+                # fresh run evaluates its starting point. (Deciding from the step
+                # alone keeps the workers of a multi-worker run in step.)
+                self._evaluate(step, _Interval().means())
+            self._train_until_end(step)
+            return self._finish()
+        finally:
+            self.writer.close()
+
+    def _train_until_end(self, step):
+        config = self.config
+        if step >= config.num_train_steps:
+            return
+        dataset = self.strategy.distribute_datasets_from_function(
+            self.data.train_dataset_fn(config.global_batch_size, config.seed, step))
+        iterator = iter(dataset)
+        log_interval, eval_interval = _Interval(), _Interval()
+        log_time = 0.0
+        log_steps = 0
+        while step < config.num_train_steps:
+            end = _next_boundary(step, config)
+            start_time = time.perf_counter()
+            self.steps.train_loop(iterator, tf.constant(end - step, tf.int32))
+            sums = self.steps.train_sums.read_and_reset()
+            log_time += time.perf_counter() - start_time
+            log_steps += end - step
+            self._check_finite(sums["loss"], step, end)
+            step = end
+            self.step.assign(step)
+            log_interval.add(sums)
+            eval_interval.add(sums)
+            if _at(step, config.log_every_steps, config):
+                self._log(step, log_interval, log_steps / max(log_time, 1e-9))
+                log_interval, log_time, log_steps = _Interval(), 0.0, 0
+            if _at(step, config.eval_every_steps, config):
+                self._evaluate(step, eval_interval.means())
+                eval_interval = _Interval()
+            if _at(step, config.checkpoint_every_steps, config):
+                self.checkpointer.save(step)
+
+    def _finish(self):
+        """Final evaluation; Algorithm 2's population statistics if asked."""
+        config = self.config
+        last = self.metrics.rows[-1] if self.metrics.rows else {}
+        final = {
+            "step": config.num_train_steps,
+            "eval_accuracy": last.get("eval_accuracy"),
+            "eval_loss": last.get("eval_loss"),
+            "inference_statistics": "moving" if self.has_bn else None,
+        }
+        if config.population_batches and self.has_bn:
+            start = time.perf_counter()
+            population.estimate(
+                self.model,
+                self.data.population_dataset(config.global_batch_size, config.seed),
+                config.population_batches,
+            )
+            self.steps.reset_eval_function()
+            result = self.steps.evaluate(self.eval_dataset)
+            final.update({
+                "eval_accuracy_moving": final["eval_accuracy"],
+                "eval_loss_moving": final["eval_loss"],
+                "eval_accuracy_population": result["eval_accuracy"],
+                "eval_loss_population": result["eval_loss"],
+                "eval_accuracy": result["eval_accuracy"],
+                "eval_loss": result["eval_loss"],
+                "inference_statistics": "population",
+                "population_batches": config.population_batches,
+            })
+            self.checkpointer.save(config.num_train_steps)
+            logging.info("Population statistics from %d batches (%.1f s): eval_accuracy "
+                         "%.4f with moving averages, %.4f with population statistics.",
+                         config.population_batches, time.perf_counter() - start,
+                         final["eval_accuracy_moving"], final["eval_accuracy_population"])
+        if self.workdir.chief:
+            workdir_lib.write_json(self.workdir.file(workdir_lib.FINAL_FILE), final)
+        return final
+
+
+def train(config, workdir):
+    """Trains (or resumes) the run of `config` in `workdir`.
+
+    Args:
+        config: An experiment config (`ConfigDict` or dict shaped like
+            `bn_zoo.training.config.default_config()`); fields left at None
+            come from the model's recipe in the registry.
+        workdir: Directory of the run (created if needed). Rerunning with the
+            same config resumes from its newest checkpoint.
+
+    Returns:
+        The contents of `workdir/final.json`: the final step, evaluation
+        accuracy and loss, and, for BN models with `population_batches > 0`,
+        the accuracy with moving averages and with population statistics.
+
+    Raises:
+        ConfigError, WorkdirError, DataError: before anything is written.
+        NonFiniteLossError: the loss diverged; the last good checkpoint is kept.
+    """
+    config = config_lib.resolve(config)
+    strategy_lib.configure_cpu_devices(config.num_cpu_devices)
+    strategy = strategy_lib.create_strategy(config.strategy, config.tpu)
+    strategy_lib.per_replica_batch_size(config.global_batch_size, strategy)
+    strategy_lib.per_replica_batch_size(config.eval_batch_size, strategy, "eval_batch_size")
+    workdir = workdir_lib.Workdir(workdir, chief=strategy_lib.is_chief(strategy))
+    workdir.check_config(config)
+    latest = checkpoints_lib.latest_step(workdir.checkpoints)
+    if latest is not None and latest > config.num_train_steps:
+        raise WorkdirError(
+            f"{workdir.path} already has a checkpoint at step {latest}, past "
+            f"config.num_train_steps={config.num_train_steps}. Use a larger "
+            "num_train_steps or a new --workdir."
+        )
+    final = workdir_lib.read_json(workdir.file(workdir_lib.FINAL_FILE))
+    if final and final.get("step") == config.num_train_steps == latest:
+        logging.info("%s is already complete at step %d.", workdir.path, latest)
+        return final
+    preprocess = functools.partial(preprocess_input, mode=modeling.preprocessing_mode(config))
+    data = inputs.create(config.data, preprocess)
+    keras.utils.set_random_seed(config.seed)
+    logging.info("Training %s with %s (%d replica(s)), global batch %d, in %s.",
+                 config.model.name, type(strategy).__name__, strategy.num_replicas_in_sync,
+                 config.global_batch_size, workdir.path)
+    with _dtype_policy(config.mixed_precision):
+        return _Run(config, strategy, data, workdir).train()

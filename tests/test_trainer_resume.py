@@ -1,0 +1,101 @@
+"""Kill-and-resume (issue 4): `python -m trainers.train` killed with SIGKILL
+after a checkpoint, then rerun, ends with the same weights and metrics as an
+uninterrupted run of the same length, with every evaluation step once."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from bn_zoo import training
+from bn_zoo.training import workdir as workdir_lib
+from configs import mnist_bn_mlp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS, EVAL_EVERY, CHECKPOINT_EVERY = 1500, 125, 250
+OVERRIDES = {
+    "num_train_steps": STEPS,
+    "steps_per_loop": EVAL_EVERY,
+    "log_every_steps": EVAL_EVERY,
+    "eval_every_steps": EVAL_EVERY,
+    "checkpoint_every_steps": CHECKPOINT_EVERY,
+    "max_checkpoints_to_keep": 2,
+    "data.train_split": "train[:6000]",
+    "eval_batch_size": 5000,
+    "probe.num_examples": 100,
+    "population_batches": 0,
+}
+
+
+def command(workdir):
+    return [sys.executable, "-m", "trainers.train",
+            "--config=" + os.path.join(ROOT, "configs", "mnist_bn_mlp.py"),
+            "--workdir=" + workdir] + [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
+
+
+def config():
+    c = mnist_bn_mlp.get_config()
+    for key, value in OVERRIDES.items():
+        target = c
+        *parents, last = key.split(".")
+        for p in parents:
+            target = target[p]
+        target[last] = value
+    return c
+
+
+def model_variables(path):
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith(("model/", "optimizer/")) and "OBJECT_GRAPH" not in name}
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    killed = str(tmp_path / "killed")
+    log = open(tmp_path / "killed.log", "wb")
+    process = subprocess.Popen(command(killed), cwd=ROOT, env=env, stdout=log, stderr=log)
+    state = os.path.join(killed, "checkpoints", "checkpoint")
+    deadline = time.time() + 240
+    while not os.path.exists(state) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    log.close()
+    assert process.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
+    interrupted_at = training.checkpoints.latest_step(os.path.join(killed, "checkpoints"))
+    assert interrupted_at is not None and interrupted_at < STEPS
+
+    # As if the kill came after an evaluation but before its checkpoint: a
+    # row past the checkpoint that the resumed run must replace, not repeat.
+    metrics_path = os.path.join(killed, "metrics.csv")
+    rows = workdir_lib.read_csv(metrics_path)
+    stale = dict(rows[-1], step=interrupted_at + EVAL_EVERY, eval_accuracy=-1.0)
+    workdir_lib.write_csv(metrics_path, rows + [stale], list(rows[0]))
+
+    rerun = subprocess.Popen(command(killed), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    uninterrupted = str(tmp_path / "uninterrupted")  # Meanwhile, in this process.
+    training.train(config(), uninterrupted)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err[-3000:]
+    assert "Resumed from" in err
+
+    resumed_rows = workdir_lib.read_csv(metrics_path)
+    reference_rows = workdir_lib.read_csv(os.path.join(uninterrupted, "metrics.csv"))
+    expected_steps = list(range(0, STEPS + 1, EVAL_EVERY))
+    assert [r["step"] for r in resumed_rows] == expected_steps
+    assert [r["step"] for r in reference_rows] == expected_steps
+    np.testing.assert_allclose([r["eval_accuracy"] for r in resumed_rows],
+                               [r["eval_accuracy"] for r in reference_rows], atol=2e-4)
+
+    resumed = model_variables(tf.train.latest_checkpoint(os.path.join(killed, "checkpoints")))
+    reference = model_variables(tf.train.latest_checkpoint(os.path.join(uninterrupted, "checkpoints")))
+    assert resumed.keys() == reference.keys() and len(resumed) > 10
+    for name in reference:
+        np.testing.assert_allclose(resumed[name], reference[name], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
