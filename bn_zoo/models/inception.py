@@ -246,7 +246,9 @@ def _inception(
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
 
     model = keras.Model(inputs, x, name=name)
-    weights_lib.load_into(model, registry_name, weights, include_top)
+    weights_lib.load_into(
+        model, registry_name, weights, include_top, batch_norm_kwargs
+    )
     return model
 
 

@@ -105,7 +105,9 @@ def _mlp(
             name="predictions",
         )(x)
     model = keras.Model(inputs, x, name=name)
-    weights_lib.load_into(model, registry_name, weights, include_top)
+    weights_lib.load_into(
+        model, registry_name, weights, include_top, batch_norm_kwargs
+    )
     return model
 
 
