@@ -1,0 +1,315 @@
+"""Serving signatures: named inputs, preprocessing in the graph, top-k outputs.
+
+The SavedModel gets up to three signatures, which preprocess their input
+and call one function: the Keras model traced once in inference mode
+(Algorithm 2's inference network) followed by softmax (for models that end
+in logits) and top-k.
+
+- `serving_default`: `images`, float32 pixel values in [0, 255], shape
+  [batch, height, width, channels].
+- `serving_uint8`: `images`, uint8, same shape and meaning.
+- `image_bytes` (Inception models): `image_bytes`, a [batch] string tensor of
+  encoded JPEG or PNG images, decoded, central-cropped and resized in the
+  graph exactly as the evaluation pipeline does
+  (`bn_zoo.data.preprocessing.preprocess_for_eval`).
+
+Every signature returns `probabilities` [batch, classes] float32, and the
+top-k `classes` [batch, k] int64 with their `scores` [batch, k] float32.
+
+The inputs are declared with unknown rank on purpose: the rank, channel and
+size checks are then run-time assertions with explicit messages that no
+client (Python, `saved_model_cli`, TensorFlow Serving) can skip or have
+constant-folded away on the strength of a declared shape.
+"""
+
+import keras
+import tensorflow as tf
+
+from bn_zoo.data.preprocessing import preprocess_for_eval
+from bn_zoo.models.preprocessing import PREPROCESSING_MODES, preprocess_input
+
+DEFAULT_SIGNATURE = "serving_default"
+UINT8_SIGNATURE = "serving_uint8"
+IMAGE_BYTES_SIGNATURE = "image_bytes"
+# The central crop of Inception-style evaluation (Szegedy et al., 2015).
+CENTRAL_FRACTION = 0.875
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+class ServingModule(tf.Module):
+    """A `tf.Module` holding the serving signatures of a Keras classifier.
+
+    Each signature is traced once, to a concrete function; the module tracks
+    only the variables those functions read, so the SavedModel holds the
+    inference network and nothing else (no Python, no Keras objects).
+
+        module = ServingModule(model, "inception")
+        module.save("/tmp/serving/bn_inception/1")
+
+    Args:
+        model: A built `keras.Model` with one image input and one output of
+            class probabilities (softmax) or logits (linear last layer).
+        preprocessing: `"mnist"` (x/255) or `"inception"` (x/127.5 − 1), as
+            `bn_zoo.model_info(name).preprocessing`.
+        image_shape: `(height, width, channels)` of the images the signatures
+            take. Defaults to the model's input shape when it is 3-D; needed
+            for a model with flat inputs (e.g. `(28, 28, 1)` for a 784-input
+            MLP).
+        top_k: How many classes to return (capped at the number of classes).
+        with_image_bytes: Whether to add the `image_bytes` signature. Defaults
+            to True for Inception preprocessing with square RGB inputs.
+        central_fraction: Fraction of each side of a decoded image kept by the
+            central crop of `image_bytes`, in (0, 1].
+    """
+
+    def __init__(
+        self,
+        model,
+        preprocessing,
+        image_shape=None,
+        top_k=5,
+        with_image_bytes=None,
+        central_fraction=CENTRAL_FRACTION,
+    ):
+        super().__init__(name="serving")
+        if preprocessing not in PREPROCESSING_MODES:
+            raise ValueError(
+                f"`preprocessing` must be one of {PREPROCESSING_MODES}; received "
+                f"{preprocessing!r}. Use bn_zoo.model_info(name).preprocessing."
+            )
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"`top_k` must be a positive integer; received {top_k!r}.")
+        if not 0.0 < central_fraction <= 1.0:
+            raise ValueError(
+                f"`central_fraction` must be in (0, 1]; received {central_fraction}."
+            )
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise ValueError(
+                f"Model '{model.name}' has {len(model.inputs)} inputs and "
+                f"{len(model.outputs)} outputs; serving needs one image input and "
+                "one class output."
+            )
+        input_shape = tuple(model.inputs[0].shape[1:])
+        output_shape = tuple(model.outputs[0].shape[1:])
+        if len(output_shape) != 1 or output_shape[0] is None:
+            raise ValueError(
+                f"Model '{model.name}' outputs shape {output_shape}; serving needs "
+                "(classes,). Export a model with include_top=True."
+            )
+        image_shape = _resolve_image_shape(model, input_shape, image_shape)
+        square_rgb = image_shape[0] == image_shape[1] and image_shape[2] == 3
+        if with_image_bytes is None:
+            with_image_bytes = preprocessing == "inception" and square_rgb
+        if with_image_bytes and not (preprocessing == "inception" and square_rgb):
+            raise ValueError(
+                "The `image_bytes` signature serves Inception-preprocessed models "
+                f"with square RGB inputs; this model takes {image_shape} with "
+                f"{preprocessing!r} preprocessing. Pass with_image_bytes=False."
+            )
+        head = _make_head(model, top_k)
+        resize = preprocessing == "inception"
+
+        # The network is traced once; every signature calls this function.
+        network = tf.function(
+            lambda inputs: head(model(inputs, training=False)),
+            input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)],
+            autograph=False,
+        ).get_concrete_function()
+
+        def classify(inputs):
+            """Preprocessed inputs -> the output dict."""
+            return network(tf.reshape(inputs, [-1, *input_shape]))
+
+        def classify_pixels(images):
+            """float32 pixels in [0, 255] -> the output dict."""
+            images = _check_images(images, image_shape, resize)
+            if resize:
+                images = _resize(images, image_shape[:2])
+            return classify(preprocess_input(images, preprocessing))
+
+        def serve_float(images):
+            return classify_pixels(images)
+
+        def serve_uint8(images):
+            return classify_pixels(tf.cast(images, tf.float32))
+
+        def serve_bytes(image_bytes):
+            return classify(_decode_images(image_bytes, image_shape[0], central_fraction))
+
+        endpoints = {
+            DEFAULT_SIGNATURE: (serve_float, tf.TensorSpec(None, tf.float32, name="images")),
+            UINT8_SIGNATURE: (serve_uint8, tf.TensorSpec(None, tf.uint8, name="images")),
+        }
+        if with_image_bytes:
+            endpoints[IMAGE_BYTES_SIGNATURE] = (
+                serve_bytes,
+                tf.TensorSpec([None], tf.string, name="image_bytes"),
+            )
+        self._signatures = {
+            name: tf.function(fn, input_signature=[spec], autograph=False)
+            .get_concrete_function()
+            for name, (fn, spec) in endpoints.items()
+        }
+        variables = {}
+        for function in self._signatures.values():
+            for variable in function.variables:
+                variables.setdefault(id(variable), variable)
+        # Tracked, so that the SavedModel stores them.
+        self.model_variables = list(variables.values())
+        self.image_shape = image_shape
+        self.preprocessing = preprocessing
+
+    @property
+    def signatures(self):
+        """{name: concrete function}, for `tf.saved_model.save(signatures=)`."""
+        return dict(self._signatures)
+
+    def save(self, path):
+        """Writes the SavedModel to `path` (use `bn_zoo.export.export_model`
+        for versioned, atomic export)."""
+        tf.saved_model.save(self, path, signatures=self.signatures)
+
+
+def _resolve_image_shape(model, input_shape, image_shape):
+    if image_shape is None:
+        if len(input_shape) != 3 or None in input_shape:
+            raise ValueError(
+                f"Model '{model.name}' takes inputs of shape {input_shape}, not "
+                "images (height, width, channels): pass `image_shape`, e.g. "
+                "(28, 28, 1) for a flattened MNIST model."
+            )
+        return tuple(int(d) for d in input_shape)
+    image_shape = tuple(int(d) for d in image_shape)
+    if len(image_shape) != 3 or min(image_shape) < 1:
+        raise ValueError(
+            "`image_shape` must be (height, width, channels) with positive "
+            f"sizes; received {image_shape}."
+        )
+    size = image_shape[0] * image_shape[1] * image_shape[2]
+    model_size = 1
+    for d in input_shape:
+        model_size *= d or 0
+    if len(input_shape) == 3 and input_shape[-1] != image_shape[-1]:
+        raise ValueError(
+            f"`image_shape` {image_shape} has {image_shape[-1]} channels but "
+            f"model '{model.name}' takes {input_shape}."
+        )
+    if len(input_shape) != 3 and size != model_size:
+        raise ValueError(
+            f"`image_shape` {image_shape} holds {size} values but model "
+            f"'{model.name}' takes inputs of shape {input_shape}."
+        )
+    return image_shape
+
+
+def _make_head(model, top_k):
+    """model outputs -> {probabilities, classes, scores}."""
+    apply_softmax = not _outputs_probabilities(model)
+    k = min(top_k, int(model.outputs[0].shape[-1]))
+
+    def head(outputs):
+        outputs = tf.cast(outputs, tf.float32)
+        probabilities = tf.nn.softmax(outputs) if apply_softmax else outputs
+        scores, classes = tf.math.top_k(probabilities, k=k)
+        return {
+            "probabilities": probabilities,
+            "classes": tf.cast(classes, tf.int64),
+            "scores": scores,
+        }
+
+    return head
+
+
+def _outputs_probabilities(model):
+    """True if the model ends in a softmax, False if in logits."""
+    layer = model.outputs[0]._keras_history.operation
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    activation = getattr(layer, "activation", None)
+    if activation is keras.activations.softmax:
+        return True
+    if activation is None or activation is keras.activations.linear:
+        return False
+    raise ValueError(
+        f"The last layer of model '{model.name}' ('{layer.name}') has "
+        f"activation {getattr(activation, '__name__', activation)!r}; serving "
+        "returns class probabilities and needs softmax or linear (logits). "
+        "Build the model with classifier_activation='softmax' or None."
+    )
+
+
+def _resize(images, size):
+    """Bilinear resize to `size`, skipped for images of that size already."""
+    same = tf.reduce_all(tf.equal(tf.shape(images)[1:3], size))
+    resized = tf.cond(same, lambda: images, lambda: tf.image.resize(images, size))
+    return tf.ensure_shape(resized, [None, *size, images.shape[-1]])
+
+
+def _check_images(images, image_shape, resize):
+    """Run-time check of a float32 image batch; returns it with its static
+    shape set. One assertion, whose message gives the expected and the
+    received shape, covers rank, size and channels."""
+    height, width, channels = image_shape
+    shape = tf.shape(images)
+    # Padding makes the slices valid for inputs of any rank, so no op can
+    # fail with a less clear message before the assertion below.
+    padded = tf.concat([shape, tf.zeros([4], tf.int32)], 0)
+    ok = tf.reduce_all(
+        [tf.equal(tf.size(shape), 4), padded[0] > 0, tf.equal(padded[3], channels)]
+    )
+    if resize:
+        ok = tf.logical_and(ok, tf.reduce_all(padded[1:3] > 0))
+        expected = f"[batch, height, width, {channels}] (any size; resized to {height}x{width})"
+    else:
+        ok = tf.logical_and(ok, tf.reduce_all(tf.equal(padded[1:3], [height, width])))
+        expected = f"[batch, {height}, {width}, {channels}]"
+    check = tf.debugging.Assert(
+        ok,
+        [
+            f"`images` must have shape {expected}: a non-empty batch of "
+            "channels_last images (add the batch dimension for a single "
+            "image). Received shape:",
+            shape,
+        ],
+        summarize=8,
+    )
+    with tf.control_dependencies([check]):
+        images = tf.identity(images)
+    size = [None, None] if resize else [height, width]
+    return tf.ensure_shape(images, [None, *size, channels])
+
+
+def _decode_images(image_bytes, image_size, central_fraction):
+    """A [batch] string tensor of JPEG/PNG images -> float32
+    [batch, image_size, image_size, 3] in [-1, 1], preprocessed exactly as
+    the Inception evaluation pipeline (`bn_zoo.data.preprocessing`)."""
+
+    def decode(data):
+        is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
+        is_jpeg = tf.equal(tf.strings.substr(data, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
+        check = tf.debugging.Assert(
+            tf.logical_or(is_png, is_jpeg),
+            [
+                "An element of `image_bytes` is not an encoded JPEG or PNG "
+                "image (send the file's bytes, not decoded pixels or base64 "
+                "text). Its first bytes:",
+                tf.strings.substr(data, 0, 16),
+            ],
+        )
+        with tf.control_dependencies([check]):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return preprocess_for_eval(image, image_size, central_fraction)
+
+    check = tf.debugging.assert_positive(
+        tf.size(image_bytes),
+        message="`image_bytes` must hold at least one encoded image",
+    )
+    with tf.control_dependencies([check]):
+        image_bytes = tf.identity(image_bytes)
+    return tf.map_fn(
+        decode,
+        image_bytes,
+        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+    )

@@ -1,0 +1,423 @@
+"""Exported SavedModels, served by a fresh process that imports only TensorFlow.
+
+One module-scoped fixture exports the BN MLP (trained a few steps on real
+MNIST, then given population statistics) and every Inception variant (small:
+depth multiplier 0.25, 32×32, 10 classes, non-trivial BN statistics), folded
+and unfolded. A single subprocess that cannot import bn_zoo loads every
+SavedModel and calls its signatures, good inputs and bad. The references are
+the Keras models in inference mode, fed with preprocessing computed here in
+numpy (x/255, x/127.5 − 1) and with TensorFlow's own crop and resize ops.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from bn_zoo import models, population
+from bn_zoo.export import export_model, fold_batch_normalization
+from bn_zoo.layers import BatchNormalization
+
+INCEPTION_VARIANTS = (
+    "inception", "bn_baseline", "bn_inception", "bn_x5", "bn_x30", "bn_x5_sigmoid",
+)
+SIZE = 32
+CLASSES = 10
+TOP_K = 3
+# Served and Keras probabilities agree to ATOL. Through Inception's ~20
+# conv+BN layers, float32 itself moves the logits by ~1e-5 of their scale
+# (here the Keras float32 model differs from a float64 one by up to 9e-6 in
+# probability, and an *unfolded* export from the same Keras model by up to
+# 1.4e-5), which moves a probability p by up to ~1e-4·p: RTOL allows that
+# for the Inception variants, still 10x below any folding error (a wrong
+# per-channel scale or bias changes probabilities by > 1e-2 relative).
+ATOL = 1e-5
+INCEPTION_RTOL = 1e-3
+
+# Runs in a fresh interpreter: TensorFlow only; importing bn_zoo fails.
+CLIENT = r"""
+import importlib.abc, json, sys
+import numpy as np
+import tensorflow as tf
+
+class NoBnZoo(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "bn_zoo":
+            raise ImportError("serving must not need bn_zoo")
+
+sys.meta_path.insert(0, NoBnZoo())
+jobs_file, out_json, out_npz = sys.argv[1:]
+with open(jobs_file) as f:
+    jobs = json.load(f)
+loaded, results, arrays = {}, {}, {}
+for job in jobs:
+    if job["path"] not in loaded:
+        loaded[job["path"]] = tf.saved_model.load(job["path"])
+    function = loaded[job["path"]].signatures[job["signature"]]
+    inputs = {}
+    for key, value in job["inputs"].items():
+        if isinstance(value, list):
+            inputs[key] = tf.constant([open(p, "rb").read() for p in value], tf.string)
+        else:
+            inputs[key] = tf.constant(np.load(value))
+    try:
+        outputs = function(**inputs)
+    except Exception as e:
+        results[job["id"]] = {"error": type(e).__name__, "message": str(e)}
+        continue
+    results[job["id"]] = {"outputs": sorted(outputs)}
+    for key, value in outputs.items():
+        arrays[job["id"] + "/" + key] = value.numpy()
+
+def spec(t):
+    return [t.dtype.name, None if t.shape.rank is None else t.shape.as_list()]
+
+info = {}
+for path, model in loaded.items():
+    op_types = set()
+    signatures = {}
+    for name, function in model.signatures.items():
+        graph = function.graph.as_graph_def()
+        op_types.update(n.op for n in graph.node)
+        for f in graph.library.function:
+            op_types.update(n.op for n in f.node_def)
+        signatures[name] = {
+            "inputs": {k: spec(t) for k, t in function.structured_input_signature[1].items()},
+            "outputs": {k: spec(t) for k, t in function.structured_outputs.items()},
+        }
+    info[path] = {"op_types": sorted(op_types), "signatures": signatures}
+with open(out_json, "w") as f:
+    json.dump({"results": results, "info": info,
+               "bn_zoo_imported": any(m.split(".")[0] == "bn_zoo" for m in sys.modules)}, f)
+np.savez(out_npz, **arrays)
+"""
+
+
+def _mnist(split, count):
+    images, labels = tfds.as_numpy(
+        tfds.load("mnist", split=f"{split}[:{count}]", as_supervised=True,
+                  batch_size=-1, download=False)
+    )
+    return images, labels
+
+
+def _bn_layers(model):
+    types = (BatchNormalization, keras.layers.BatchNormalization)
+    return [layer for layer in model.layers if isinstance(layer, types)]
+
+
+def _trained_bn_mlp():
+    """The BN MLP after 20 SGD steps on MNIST, with perturbed γ, β and
+    population statistics: every BN map is far from the identity."""
+    keras.utils.set_random_seed(0)
+    model = models.create_model("bn_mlp", weights=None)
+    images, labels = _mnist("train", 1200)
+    x = images.astype("float32") / 255.0
+    model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy")
+    model.fit(x, labels, batch_size=60, epochs=1, verbose=0, shuffle=False)
+    _perturb_affine(model, np.random.default_rng(0))
+    population.estimate(model, [x[i:i + 60] for i in range(0, 300, 60)], num_batches=5)
+    return model
+
+
+def _perturb_affine(model, rng):
+    for layer in _bn_layers(model):
+        n = layer.gamma.shape[0]
+        layer.gamma.assign(layer.gamma.numpy() * rng.uniform(0.7, 1.4, n).astype("float32"))
+        layer.beta.assign(layer.beta.numpy() + rng.normal(0.0, 0.2, n).astype("float32"))
+
+
+def _inception(name, seed):
+    """A small Inception variant with non-trivial BN maps: γ, β perturbed,
+    then population statistics estimated from two random batches (so that
+    activations stay normalized and the logits O(1)); the BN-x5 pair then
+    selects moving averages set 10-25% away from them."""
+    keras.utils.set_random_seed(seed)
+    model = models.create_model(
+        name, input_shape=(SIZE, SIZE, 3), depth_multiplier=0.25, classes=CLASSES,
+        weights=None,
+    )
+    rng = np.random.default_rng(seed)
+    layers = _bn_layers(model)
+    if not layers:  # The baseline: make its near-zero logits O(1).
+        head = model.get_layer("predictions")
+        head.kernel.assign(head.kernel.numpy() * 100.0)
+        return model
+    _perturb_affine(model, rng)
+    batches = [rng.uniform(-1, 1, (8, SIZE, SIZE, 3)).astype("float32") for _ in range(2)]
+    population.estimate(model, batches, num_batches=2)
+    if name in ("bn_x5", "bn_x5_sigmoid"):
+        for layer in layers:
+            n = layer.gamma.shape[0]
+            layer.moving_mean.assign(
+                layer.population_mean.numpy() * rng.uniform(0.9, 1.1, n).astype("float32"))
+            layer.moving_variance.assign(
+                layer.population_variance.numpy() * rng.uniform(0.8, 1.25, n).astype("float32"))
+        population.set_inference_statistics(model, "moving")
+    return model
+
+
+def _crop_resize(image, size, fraction=0.875):
+    """Inception evaluation preprocessing with TensorFlow's own ops."""
+    cropped = tf.image.central_crop(tf.constant(image), fraction)
+    return tf.image.resize(cropped[None], [size, size])[0].numpy() / 127.5 - 1.0
+
+
+def _predict(model, x):
+    return np.asarray(model(x.astype("float32"), training=False))
+
+
+class _Jobs:
+    """The calls the fresh client process makes, with their inputs on disk
+    and the Keras reference outputs kept here."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.jobs, self.expected = [], {}
+
+    def array(self, name, value):
+        path = str(self.directory / f"{name}.npy")
+        np.save(path, value)
+        return path
+
+    def add(self, job_id, path, signature, inputs, reference=None):
+        self.jobs.append(
+            {"id": job_id, "path": path, "signature": signature, "inputs": inputs}
+        )
+        if reference is not None:
+            self.expected[job_id] = reference
+
+
+def _export_both(model, directory, name, preprocessing):
+    """{"folded": path, "unfolded": path} of `model`'s two exports."""
+    return {
+        kind: export_model(
+            model, str(directory / name / kind), preprocessing,
+            fold_batch_norm=kind == "folded", top_k=TOP_K,
+        )
+        for kind in ("folded", "unfolded")
+    }
+
+
+def _add_mnist_jobs(jobs, root, paths):
+    mlp = _trained_bn_mlp()
+    images, _ = _mnist("test", 64)
+    reference = _predict(mlp, images / 255.0)
+    as_float = jobs.array("mnist_f32", images.astype("float32"))
+    as_uint8 = jobs.array("mnist_u8", images)
+    for kind, path in _export_both(mlp, root, "bn_mlp", "mnist").items():
+        paths[f"bn_mlp/{kind}"] = path
+        jobs.add(f"bn_mlp/{kind}/float", path, "serving_default", {"images": as_float}, reference)
+        jobs.add(f"bn_mlp/{kind}/uint8", path, "serving_uint8", {"images": as_uint8}, reference)
+    bad = {
+        "rank3": ("serving_default", np.zeros((28, 28, 1), "float32")),
+        "rank5": ("serving_default", np.zeros((1, 1, 28, 28, 1), "float32")),
+        "channels": ("serving_default", np.zeros((2, 28, 28, 3), "float32")),
+        "size": ("serving_default", np.zeros((2, 32, 32, 1), "float32")),
+        "empty": ("serving_default", np.zeros((0, 28, 28, 1), "float32")),
+        "float64": ("serving_default", np.zeros((2, 28, 28, 1), "float64")),
+        "int32_to_uint8": ("serving_uint8", np.zeros((2, 28, 28, 1), "int32")),
+    }
+    for case, (signature, value) in bad.items():
+        inputs = {"images": jobs.array(f"bad_mlp_{case}", value)}
+        jobs.add(f"bad/mlp/{case}", paths["bn_mlp/folded"], signature, inputs)
+    return mlp, images
+
+
+def _add_inception_jobs(jobs, root, paths):
+    rng = np.random.default_rng(42)
+    square = rng.integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
+    other = rng.integers(0, 256, (2, SIZE + 9, SIZE + 4, 3), dtype=np.uint8)
+    encoded = []
+    for i, image in enumerate(other):
+        encoded.append(str(jobs.directory / f"image{i}.png"))
+        tf.io.write_file(encoded[-1], tf.io.encode_png(image))
+    # Preprocessed inputs of the references: numpy scaling, TensorFlow's ops.
+    preprocessed = {
+        "square": square / 127.5 - 1.0,
+        "resized": tf.image.resize(other.astype("float32"), [SIZE, SIZE]).numpy() / 127.5 - 1.0,
+        "cropped": np.stack([_crop_resize(image, SIZE) for image in other]),
+    }
+    calls = {  # job: (signature, inputs, reference input)
+        "float": ("serving_default", {"images": jobs.array("square_f32", square.astype("float32"))},
+                  "square"),
+        "uint8": ("serving_uint8", {"images": jobs.array("square_u8", square)}, "square"),
+        "resized": ("serving_default", {"images": jobs.array("other_f32", other.astype("float32"))},
+                    "resized"),
+        "bytes": ("image_bytes", {"image_bytes": encoded}, "cropped"),
+    }
+    for seed, name in enumerate(INCEPTION_VARIANTS):
+        model = _inception(name, seed)
+        references = {key: _predict(model, x) for key, x in preprocessed.items()}
+        for kind, path in _export_both(model, root, name, "inception").items():
+            paths[f"{name}/{kind}"] = path
+            for call, (signature, inputs, reference) in calls.items():
+                jobs.add(f"{name}/{kind}/{call}", path, signature, inputs, references[reference])
+
+    garbage = jobs.directory / "garbage.bin"
+    garbage.write_bytes(b"definitely not an image")
+    truncated = jobs.directory / "truncated.png"
+    with open(encoded[0], "rb") as f:
+        truncated.write_bytes(f.read()[:60])
+    bad = {
+        "channels": ("serving_default",
+                     {"images": jobs.array("gray", np.zeros((1, SIZE, SIZE, 1), "float32"))}),
+        "rank2": ("serving_default",
+                  {"images": jobs.array("rank2", np.zeros((SIZE, SIZE), "float32"))}),
+        "garbage_bytes": ("image_bytes", {"image_bytes": [encoded[0], str(garbage)]}),
+        "truncated_bytes": ("image_bytes", {"image_bytes": [str(truncated)]}),
+        "empty_bytes": ("image_bytes", {"image_bytes": []}),
+    }
+    for case, (signature, inputs) in bad.items():
+        jobs.add(f"bad/inception/{case}", paths["bn_inception/folded"], signature, inputs)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    (root / "data").mkdir()
+    jobs, paths = _Jobs(root / "data"), {}
+    mlp, mnist_images = _add_mnist_jobs(jobs, root, paths)
+    _add_inception_jobs(jobs, root, paths)
+
+    jobs_file, out_json, out_npz = root / "jobs.json", root / "out.json", root / "out.npz"
+    jobs_file.write_text(json.dumps(jobs.jobs))
+    process = subprocess.run(
+        [sys.executable, "-c", CLIENT, str(jobs_file), str(out_json), str(out_npz)],
+        capture_output=True, text=True, cwd=str(root), timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    with np.load(out_npz) as arrays:
+        outputs = {key: arrays[key] for key in arrays.files}
+    return dict(
+        report=json.loads(out_json.read_text()), outputs=outputs, expected=jobs.expected,
+        paths=paths, mlp=mlp, mnist_images=mnist_images,
+    )
+
+
+def _outputs(served, job_id):
+    result = served["report"]["results"][job_id]
+    assert "error" not in result, result
+    names = ("probabilities", "classes", "scores")
+    return {name: served["outputs"][f"{job_id}/{name}"] for name in names}
+
+
+def test_client_process_never_imported_bn_zoo(served):
+    assert served["report"]["bn_zoo_imported"] is False
+
+
+@pytest.mark.parametrize("model", ("bn_mlp",) + INCEPTION_VARIANTS)
+@pytest.mark.parametrize("fold", ("folded", "unfolded"))
+def test_served_probabilities_match_keras(served, model, fold):
+    jobs = ("float", "uint8") if model == "bn_mlp" else ("float", "uint8", "resized", "bytes")
+    for job in jobs:
+        job_id = f"{model}/{fold}/{job}"
+        out = _outputs(served, job_id)
+        expected = served["expected"][job_id]
+        rtol = 0.0 if model == "bn_mlp" else INCEPTION_RTOL
+        np.testing.assert_allclose(
+            out["probabilities"], expected, rtol=rtol, atol=ATOL, err_msg=job_id
+        )
+        # Top-k: scores are the k largest probabilities, in order, at `classes`.
+        assert out["classes"].dtype == np.int64
+        assert out["classes"].shape == (len(expected), TOP_K)
+        np.testing.assert_array_equal(
+            np.take_along_axis(out["probabilities"], out["classes"], axis=1), out["scores"]
+        )
+        kth = np.sort(out["probabilities"], axis=1)[:, ::-1][:, :TOP_K]
+        np.testing.assert_array_equal(out["scores"], kth)
+
+
+def test_trained_mlp_classifies_real_digits(served):
+    """The exported MLP is the trained one, not a fresh initialization."""
+    out = _outputs(served, "bn_mlp/folded/float")
+    _, labels = _mnist("test", 64)
+    assert np.mean(out["classes"][:, 0] == labels) > 0.6
+
+
+def test_folded_exports_have_no_batch_norm(served):
+    assert not _bn_layers(fold_batch_normalization(served["mlp"]))
+    info = served["report"]["info"]
+    for key, path in served["paths"].items():
+        # Every BN's inference map computes 1/√(Var + ε): the folded graph has none.
+        has_rsqrt = "Rsqrt" in info[path]["op_types"]
+        assert has_rsqrt == (key.endswith("unfolded") and key.split("/")[0] != "inception"), key
+
+
+def test_signature_names_dtypes_and_shapes(served):
+    info = served["report"]["info"]
+    outputs = {
+        "probabilities": ["float32", [None, CLASSES]],
+        "classes": ["int64", [None, TOP_K]],
+        "scores": ["float32", [None, TOP_K]],
+    }
+    mlp = info[served["paths"]["bn_mlp/folded"]]["signatures"]
+    assert sorted(mlp) == ["serving_default", "serving_uint8"]
+    assert mlp["serving_default"] == {"inputs": {"images": ["float32", None]}, "outputs": outputs}
+    assert mlp["serving_uint8"] == {"inputs": {"images": ["uint8", None]}, "outputs": outputs}
+    inception = info[served["paths"]["bn_inception/unfolded"]]["signatures"]
+    assert sorted(inception) == ["image_bytes", "serving_default", "serving_uint8"]
+    assert inception["image_bytes"] == {
+        "inputs": {"image_bytes": ["string", [None]]}, "outputs": outputs,
+    }
+
+
+BAD_INPUTS = {
+    "bad/mlp/rank3": "must have shape [batch, 28, 28, 1]",
+    "bad/mlp/rank5": "must have shape [batch, 28, 28, 1]",
+    "bad/mlp/channels": "must have shape [batch, 28, 28, 1]",
+    "bad/mlp/size": "must have shape [batch, 28, 28, 1]",
+    "bad/mlp/empty": "non-empty batch",
+    "bad/mlp/float64": "expected to be a float tensor but is a double tensor",
+    "bad/mlp/int32_to_uint8": "expected to be a uint8 tensor but is a int32 tensor",
+    "bad/inception/channels": "must have shape [batch, height, width, 3]",
+    "bad/inception/rank2": "must have shape [batch, height, width, 3]",
+    "bad/inception/garbage_bytes": "is not an encoded JPEG or PNG image",
+    "bad/inception/truncated_bytes": "PNG",
+    "bad/inception/empty_bytes": "must hold at least one encoded image",
+}
+
+
+@pytest.mark.parametrize("job_id", sorted(BAD_INPUTS))
+def test_bad_signature_inputs_fail_clearly(served, job_id):
+    result = served["report"]["results"][job_id]
+    assert "error" in result, f"{job_id} returned outputs instead of failing"
+    assert result["error"] == "InvalidArgumentError"
+    assert BAD_INPUTS[job_id] in result["message"], result["message"][:500]
+
+
+def _cli(*args, timeout=180):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        ["saved_model_cli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def test_saved_model_cli_show_and_run(served, tmp_path):
+    path = served["paths"]["bn_mlp/folded"]
+    shown = _cli("show", "--dir", path, "--all")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for text in (
+        "signature_def['serving_default']", "signature_def['serving_uint8']",
+        "inputs['images']", "DT_FLOAT", "DT_UINT8", "outputs['probabilities']",
+        "outputs['classes']", "DT_INT64", "outputs['scores']",
+    ):
+        assert text in shown.stdout, text
+
+    images = served["mnist_images"][:4].astype("float32")
+    np.save(tmp_path / "images.npy", images)
+    run = _cli(
+        "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
+        "--inputs", f"images={tmp_path / 'images.npy'}", "--outdir", str(tmp_path / "out"),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    probabilities = np.load(tmp_path / "out" / "probabilities.npy")
+    expected = _predict(served["mlp"], images / 255.0)
+    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=ATOL)
