@@ -114,7 +114,14 @@ class Steps:
         )
 
     def _eval_step(self, images, labels, weights=None):
-        logits = tf.cast(self.model(images, training=False), tf.float32)
+        # With uneven inputs (a partial last evaluation batch, or workers with
+        # different numbers of batches) a replica's share can be empty, and
+        # TF's CPU kernel of SeparableConv2D rejects an empty batch.
+        logits = tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: tf.cast(self.model(images, training=False), tf.float32),
+            lambda: tf.zeros([0, self.model.output_shape[-1]], tf.float32),
+        )
         if weights is None:
             weights = tf.ones(tf.shape(labels), tf.float32)
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)

@@ -1,0 +1,128 @@
+"""Shared set-up of the issue-5 trainer tests: a tiny ImageNet-layout data set
+of real JPEG TFRecords, a tiny Inception config, a numpy reference of the
+evaluation, and workdir snapshots."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from bn_zoo.data import imagenet, tfrecords
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_CLASSES = 8
+IMAGE_SIZE = 32
+NUM_TRAIN, NUM_VALIDATION = 96, 25  # 25: the last evaluation batch is partial.
+STEPS, EVERY = 30, 10
+
+
+def write_data(directory, **kwargs):
+    """A learnable 8-class data set: 4 training and 2 validation shards."""
+    options = dict(num_train=NUM_TRAIN, num_validation=NUM_VALIDATION,
+                   num_classes=NUM_CLASSES, image_size=(40, 40), num_train_shards=4,
+                   num_validation_shards=2, seed=0)
+    options.update(kwargs)
+    tfrecords.write_synthetic_imagenet(str(directory), **options)
+    return str(directory)
+
+
+def overrides(data_dir, **extra):
+    """Dotted config fields that shrink configs/imagenet_<model>.py to a
+    30-step run of a 0.1-depth Inception on 32x32 images."""
+    values = {
+        "data.source": "tfrecord",
+        "data.data_dir": None if data_dir is None else str(data_dir),
+        "data.num_classes": NUM_CLASSES,
+        "data.image_size": IMAGE_SIZE,
+        "data.shuffle_buffer_size": 64,
+        "data.cycle_length": 4,
+        "model.kwargs.input_shape": (IMAGE_SIZE, IMAGE_SIZE, 3),
+        "model.kwargs.depth_multiplier": 0.1,
+        "model.kwargs.batch_norm_kwargs.momentum": 0.9,  # Moving averages that keep up.
+        "global_batch_size": 8,
+        "eval_batch_size": 8,
+        "num_train_steps": STEPS,
+        "steps_per_loop": EVERY,
+        "log_every_steps": EVERY,
+        "eval_every_steps": EVERY,
+        "checkpoint_every_steps": EVERY,
+        "optimizer.base_learning_rate": 0.04,  # x 8/32: 0.01 at batch 8.
+    }
+    values.update(extra)
+    return values
+
+
+def config(model="bn_x5", **fields):
+    """configs/imagenet_<model>.py with dotted `fields` set."""
+    import importlib
+
+    c = importlib.import_module(f"configs.imagenet_{model}").get_config()
+    for key, value in fields.items():
+        target = c
+        *parents, last = key.split(".")
+        for p in parents:
+            target = target[p]
+        target[last] = value
+    return c
+
+
+def flags(fields):
+    """`fields` as --config.<field>=value flags."""
+    out = []
+    for key, value in fields.items():
+        if isinstance(value, tuple):
+            value = "(" + ",".join(str(v) for v in value) + ")"
+        out.append(f"--config.{key}={value}")
+    return out
+
+
+def command(model, workdir, fields, *extra):
+    return [sys.executable, "-m", "trainers.train",
+            f"--config={os.path.join(ROOT, 'configs', f'imagenet_{model}.py')}",
+            f"--workdir={workdir}", *flags(fields), *extra]
+
+
+def launch(args, env=None, log=None):
+    env = dict(env or os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = log if log is not None else subprocess.PIPE
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
+                            text=log is None)
+
+
+def reference_evaluation(model, data_config, batch_size=8):
+    """Top-1 and top-5 accuracy of a Keras model on the validation split,
+    counted in numpy from its logits (independent of the trainer's loop)."""
+    labels, logits = [], []
+    for images, batch_labels in imagenet.build_dataset(data_config, batch_size, training=False):
+        logits.append(np.asarray(model(images, training=False)))
+        labels.append(batch_labels.numpy())
+    labels, logits = np.concatenate(labels), np.concatenate(logits)
+    ranked = np.argsort(-logits, axis=1)
+    top1 = float(np.mean(ranked[:, 0] == labels))
+    top5 = float(np.mean([label in row[:5] for label, row in zip(labels, ranked)]))
+    return top1, top5, len(labels)
+
+
+def snapshot(directory):
+    """Every file under `directory` and its bytes."""
+    files = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, directory)] = f.read()
+    return files
+
+
+def pipeline_config(workdir):
+    """The `bn_zoo.data.imagenet` config of a finished run's config.json."""
+    import json
+
+    from bn_zoo import training
+    from bn_zoo.training import imagenet_input
+
+    with open(os.path.join(workdir, "config.json")) as f:
+        saved = training.resolve(json.load(f))
+    return imagenet_input._pipeline_config(saved.data)
