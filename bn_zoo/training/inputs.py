@@ -21,66 +21,10 @@ registry's `preprocess_input` mode). A new data set (e.g. ImageNet, issue 5)
 is one more class here.
 """
 
-import ml_collections
-from ml_collections.config_dict import placeholder
-
 from bn_zoo.training.errors import ConfigError
-
-
-class MNISTInput:
-    """MNIST from TFDS, in memory, in a (seed, step)-determined order
-    (`bn_zoo.data.mnist`)."""
-
-    @staticmethod
-    def default_config():
-        return ml_collections.ConfigDict({
-            "name": "mnist",
-            "data_dir": placeholder(str),  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
-            "train_split": "train",
-            "eval_split": "test",
-        })
-
-    @staticmethod
-    def check_config(data):
-        for field in ("train_split", "eval_split"):
-            if not isinstance(data[field], str) or not data[field]:
-                raise ConfigError(f"config.data.{field} must be a TFDS split name; "
-                                  f"got {data[field]!r}.")
-        if data["data_dir"] is not None and not isinstance(data["data_dir"], str):
-            raise ConfigError(f"config.data.data_dir must be a path; got {data['data_dir']!r}.")
-
-    def __init__(self, data, preprocess=None):
-        from bn_zoo.data import mnist
-
-        self._source = mnist.MNIST(
-            data_dir=data.data_dir,
-            train_split=data.train_split,
-            eval_split=data.eval_split,
-            preprocess=preprocess,
-        )
-        self.num_classes = mnist.NUM_CLASSES
-
-    def train_dataset_fn(self, global_batch_size, seed, start_step):
-        def fn(input_context=None):
-            return self._source.train_dataset(global_batch_size, seed, start_step, input_context)
-
-        return fn
-
-    def eval_dataset_fn(self, global_batch_size):
-        def fn(input_context=None):
-            return self._source.eval_dataset(global_batch_size, input_context)
-
-        return fn
-
-    def population_dataset(self, global_batch_size, seed):
-        return self._source.train_dataset(global_batch_size, seed)
-
-    def probe_examples(self, num_examples):
-        return self._source.eval_examples(num_examples)[0]
-
-
-from bn_zoo.training.imagenet_input import ImageNetInput  # noqa: E402
-from bn_zoo.training.mnist_inception_input import MNISTInceptionInput  # noqa: E402
+from bn_zoo.training.imagenet_input import ImageNetInput
+from bn_zoo.training.mnist_inception_input import MNISTInceptionInput
+from bn_zoo.training.mnist_input import MNISTInput
 
 INPUTS = {
     "mnist": MNISTInput,

@@ -15,6 +15,7 @@ import tensorflow as tf
 from ml_collections.config_dict import placeholder
 
 from bn_zoo.training.errors import ConfigError
+from bn_zoo.training.mnist_input import MNISTInput
 
 MIN_IMAGE_SIZE = 32  # bn_zoo.models.inception.MIN_SIZE
 
@@ -28,7 +29,7 @@ def _to_rgb(image_size, preprocess):
     return convert
 
 
-class MNISTInceptionInput:
+class MNISTInceptionInput(MNISTInput):
     """MNIST, resized and in RGB, for the Inception family.
 
     Args:
@@ -49,41 +50,12 @@ class MNISTInceptionInput:
 
     @staticmethod
     def check_config(data):
-        for field in ("train_split", "eval_split"):
-            if not isinstance(data[field], str) or not data[field]:
-                raise ConfigError(f"config.data.{field} must be a TFDS split name; "
-                                  f"got {data[field]!r}.")
+        MNISTInput.check_config(data)
         size = data["image_size"]
         if isinstance(size, bool) or not isinstance(size, int) or size < MIN_IMAGE_SIZE:
             raise ConfigError(
                 f"config.data.image_size must be an integer >= {MIN_IMAGE_SIZE} (the "
                 f"smallest input of the Inception networks); got {size!r}.")
 
-    def __init__(self, data, preprocess=None):
-        from bn_zoo.data import mnist
-
-        self._source = mnist.MNIST(
-            data_dir=data.data_dir,
-            train_split=data.train_split,
-            eval_split=data.eval_split,
-            preprocess=_to_rgb(data.image_size, preprocess),
-        )
-        self.num_classes = mnist.NUM_CLASSES
-
-    def train_dataset_fn(self, global_batch_size, seed, start_step):
-        def fn(input_context=None):
-            return self._source.train_dataset(global_batch_size, seed, start_step, input_context)
-
-        return fn
-
-    def eval_dataset_fn(self, global_batch_size):
-        def fn(input_context=None):
-            return self._source.eval_dataset(global_batch_size, input_context)
-
-        return fn
-
-    def population_dataset(self, global_batch_size, seed):
-        return self._source.train_dataset(global_batch_size, seed)
-
-    def probe_examples(self, num_examples):
-        return self._source.eval_examples(num_examples)[0]
+    def _image_transform(self, data, preprocess):
+        return _to_rgb(data.image_size, preprocess)
