@@ -1,6 +1,6 @@
 """Shared set-up of the issue-5 trainer tests: a tiny ImageNet-layout data set
-of real JPEG TFRecords, a tiny Inception config, a numpy reference of the
-evaluation, and workdir snapshots."""
+of real JPEG TFRecords, a tiny Inception config and a numpy reference of the
+evaluation."""
 
 import os
 import subprocess
@@ -104,16 +104,6 @@ def reference_evaluation(model, data_config, batch_size=8):
     top5 = float(np.mean([label in row[:5] for label, row in zip(labels, ranked)]))
     return top1, top5, len(labels)
 
-
-def snapshot(directory):
-    """Every file under `directory` and its bytes."""
-    files = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, directory)] = f.read()
-    return files
 
 
 def pipeline_config(workdir):

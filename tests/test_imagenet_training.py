@@ -27,6 +27,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import imagenet_training_helpers as helpers
+from file_tree import snapshot
 from bn_zoo import population, training
 from bn_zoo.data import tfrecords
 from bn_zoo.training import workdir as workdir_lib
@@ -209,7 +210,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(default_run, data_dir, tmp_
     one clear error each, exit code 1, no traceback, the workdir of an
     unfinished run (here extended to 60 steps) byte-for-byte unchanged."""
     workdir = default_run[0]
-    before = helpers.snapshot(workdir)
+    before = snapshot(workdir)
     dirs = _broken_copies(data_dir, str(tmp_path))
     shard = "train-00002-of-00004"
     expected = {
@@ -240,5 +241,5 @@ def test_bad_input_fails_clearly_and_changes_nothing(default_run, data_dir, tmp_
         errors = [line for line in err.splitlines() if line.startswith("ERROR")]
         assert len(errors) == 1 and expected[case] in errors[0], (case, err[-3000:])
         assert "Traceback" not in err, (case, err[-3000:])
-    assert helpers.snapshot(workdir) == before
+    assert snapshot(workdir) == before
     assert not os.path.exists(fresh)

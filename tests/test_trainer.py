@@ -18,6 +18,8 @@ from configs import figure1 as figure1_config
 from configs import mnist_mlp
 from trainers.figure1 import run_figure1
 
+from file_tree import snapshot
+
 STEPS, EVERY = 300, 100
 PROBE_EXAMPLES = 200
 
@@ -34,16 +36,6 @@ def small(config):
     config.population_batches = 20
     return config
 
-
-def snapshot(directory):
-    """{relative path: bytes} of every file under `directory`."""
-    files = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, directory)] = f.read()
-    return files
 
 
 @pytest.fixture(scope="module")

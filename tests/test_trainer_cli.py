@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from file_tree import snapshot
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "mnist_mlp.py")
 SHORT = ["--config.num_train_steps=20", "--config.steps_per_loop=10",
@@ -24,15 +26,6 @@ BAD_INPUTS = {
     "missing_data": (["--data_dir={empty}"], "MNIST data set is not prepared under"),
 }
 
-
-def snapshot(directory):
-    files = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, directory)] = f.read()
-    return files
 
 
 def launch(args, env=None):
