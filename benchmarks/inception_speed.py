@@ -8,13 +8,16 @@ Also trains each build on one fixed batch for a few steps and prints the loss
 before and after, to show each precision trains.
 
 Targets (issue 5): ours ≥ 1.1× the Keras-BN build at the same precision;
-mixed_bfloat16 ≥ 1.4× our float32 speed.
+mixed_bfloat16 ≥ 1.4× our float32 speed. The latter needs a CPU with native
+bfloat16 (AVX512_BF16 or AMX); elsewhere TensorFlow emulates bfloat16 and
+mixed_bfloat16 is slower than float32. The script prints which this CPU is.
 
     python benchmarks/inception_speed.py [--steps 8] [--batch 32] [--size 224]
 """
 
 import argparse
 import os
+import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 import bn_zoo  # noqa: E402
 from bn_zoo.layers import BatchNormalization  # noqa: E402
+from bn_zoo.training.strategy import BFLOAT16_CPU_FLAGS, cpu_flags  # noqa: E402
 
 
 def with_keras_batch_norm(model):
@@ -62,16 +66,38 @@ def train_step_fn(model, jit_compile):
     return step
 
 
-def measure(model, images, labels, steps, jit_compile):
-    step = train_step_fn(model, jit_compile)
-    first = float(step(images, labels))  # trace + warm-up
-    step(images, labels)
-    start = time.perf_counter()
+def measure(models, images, labels, steps, jit_compile):
+    """{label: (img/s from the median step, first loss, last loss)}.
+
+    The builds' steps alternate, so that a change in machine load hits all
+    builds alike."""
+    step_fns = {label: train_step_fn(model, jit_compile) for label, model in models.items()}
+    first = {label: float(step(images, labels)) for label, step in step_fns.items()}
+    for step in step_fns.values():  # trace done above; one more warm-up step
+        step(images, labels)
+    times = {label: [] for label in step_fns}
+    last = {}
     for _ in range(steps):
-        loss = step(images, labels)
-    last = float(loss)
-    seconds = time.perf_counter() - start
-    return images.shape[0] * steps / seconds, first, last
+        for label, step in step_fns.items():
+            start = time.perf_counter()
+            last[label] = float(step(images, labels))
+            times[label].append(time.perf_counter() - start)
+    return {
+        label: (images.shape[0] / statistics.median(times[label]), first[label], last[label])
+        for label in step_fns
+    }
+
+
+def bfloat16_support():
+    """How this CPU runs bfloat16, from its flags (Linux)."""
+    flags = cpu_flags()
+    if flags is None:
+        return "unknown (no /proc/cpuinfo)"
+    native = sorted(flags & set(BFLOAT16_CPU_FLAGS))
+    if native:
+        return "native (" + ", ".join(native) + ")"
+    return ("none: bfloat16 is emulated, so mixed_bfloat16 is expected to be "
+            "slower than float32 here")
 
 
 def main():
@@ -89,7 +115,9 @@ def main():
     labels = tf.constant(rng.integers(0, 1000, args.batch))
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
           f"{os.cpu_count()} CPUs; BN-Inception, batch {args.batch}, "
-          f"{args.size}x{args.size}, {args.steps} timed steps (loss on one fixed batch)\n")
+          f"{args.size}x{args.size}, {args.steps} timed steps each (median; builds "
+          f"alternate; loss on one fixed batch)")
+    print(f"CPU bfloat16 support: {bfloat16_support()}\n")
     print(f"{'precision':16s} {'BN layer':8s} {'xla':4s} {'img/s':>7s} "
           f"{'loss first':>10s} {'loss last':>10s}")
     results = {}
@@ -102,8 +130,8 @@ def main():
         )
         builds = {"bn_zoo": ours, "keras": with_keras_batch_norm(ours)}
         for xla in (False, True) if args.xla else (False,):
-            for label, model in builds.items():
-                speed, first, last = measure(model, images, labels, args.steps, xla)
+            measured = measure(builds, images, labels, args.steps, xla)
+            for label, (speed, first, last) in measured.items():
                 results[(precision, label, xla)] = speed
                 print(f"{precision:16s} {label:8s} {str(xla):4s} {speed:7.2f} "
                       f"{first:10.3f} {last:10.3f}", flush=True)

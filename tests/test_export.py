@@ -2,8 +2,8 @@
 
 One module-scoped fixture exports the BN MLP (trained a few steps on real
 MNIST, then given population statistics) and every Inception variant (small:
-depth multiplier 0.25, 32×32, 10 classes, non-trivial BN statistics), folded
-and unfolded. A single subprocess that cannot import bn_zoo loads every
+depth multiplier 0.25, 32×32, 10 classes, non-trivial BN statistics) four
+ways: folded or not, with weights as graph constants or as variables. A single subprocess that cannot import bn_zoo loads every
 SavedModel and calls its signatures, good inputs and bad. The references are
 the Keras models in inference mode, fed with preprocessing computed here in
 numpy (x/255, x/127.5 − 1) and with TensorFlow's own crop and resize ops.
@@ -39,6 +39,13 @@ TOP_K = 3
 # per-channel scale or bias changes probabilities by > 1e-2 relative).
 ATOL = 1e-5
 INCEPTION_RTOL = 1e-3
+# Export kinds: the options of `export_model` (the default is "folded").
+EXPORTS = {
+    "folded": dict(fold_batch_norm=True, constant_weights=True),
+    "folded_variables": dict(fold_batch_norm=True, constant_weights=False),
+    "unfolded": dict(fold_batch_norm=False, constant_weights=True),
+    "unfolded_variables": dict(fold_batch_norm=False, constant_weights=False),
+}
 
 # Runs in a fresh interpreter: TensorFlow only; importing bn_zoo fails.
 CLIENT = r"""
@@ -91,7 +98,9 @@ for path, model in loaded.items():
             "inputs": {k: spec(t) for k, t in function.structured_input_signature[1].items()},
             "outputs": {k: spec(t) for k, t in function.structured_outputs.items()},
         }
-    info[path] = {"op_types": sorted(op_types), "signatures": signatures}
+    info[path] = {"op_types": sorted(op_types), "signatures": signatures,
+                  "variables": [name for name, _ in tf.train.list_variables(
+                      path + "/variables/variables") if not name.startswith("_")]}
 with open(out_json, "w") as f:
     json.dump({"results": results, "info": info,
                "bn_zoo_imported": any(m.split(".")[0] == "bn_zoo" for m in sys.modules)}, f)
@@ -194,14 +203,13 @@ class _Jobs:
             self.expected[job_id] = reference
 
 
-def _export_both(model, directory, name, preprocessing):
-    """{"folded": path, "unfolded": path} of `model`'s two exports."""
+def _export_all(model, directory, name, preprocessing):
+    """{kind: path} of `model`'s exports, one per kind in EXPORTS."""
     return {
         kind: export_model(
-            model, str(directory / name / kind), preprocessing,
-            fold_batch_norm=kind == "folded", top_k=TOP_K,
+            model, str(directory / name / kind), preprocessing, top_k=TOP_K, **options
         )
-        for kind in ("folded", "unfolded")
+        for kind, options in EXPORTS.items()
     }
 
 
@@ -211,7 +219,7 @@ def _add_mnist_jobs(jobs, root, paths):
     reference = _predict(mlp, images / 255.0)
     as_float = jobs.array("mnist_f32", images.astype("float32"))
     as_uint8 = jobs.array("mnist_u8", images)
-    for kind, path in _export_both(mlp, root, "bn_mlp", "mnist").items():
+    for kind, path in _export_all(mlp, root, "bn_mlp", "mnist").items():
         paths[f"bn_mlp/{kind}"] = path
         jobs.add(f"bn_mlp/{kind}/float", path, "serving_default", {"images": as_float}, reference)
         jobs.add(f"bn_mlp/{kind}/uint8", path, "serving_uint8", {"images": as_uint8}, reference)
@@ -255,7 +263,7 @@ def _add_inception_jobs(jobs, root, paths):
     for seed, name in enumerate(INCEPTION_VARIANTS):
         model = _inception(name, seed)
         references = {key: _predict(model, x) for key, x in preprocessed.items()}
-        for kind, path in _export_both(model, root, name, "inception").items():
+        for kind, path in _export_all(model, root, name, "inception").items():
             paths[f"{name}/{kind}"] = path
             for call, (signature, inputs, reference) in calls.items():
                 jobs.add(f"{name}/{kind}/{call}", path, signature, inputs, references[reference])
@@ -314,7 +322,7 @@ def test_client_process_never_imported_bn_zoo(served):
 
 
 @pytest.mark.parametrize("model", ("bn_mlp",) + INCEPTION_VARIANTS)
-@pytest.mark.parametrize("fold", ("folded", "unfolded"))
+@pytest.mark.parametrize("fold", sorted(EXPORTS))
 def test_served_probabilities_match_keras(served, model, fold):
     jobs = ("float", "uint8") if model == "bn_mlp" else ("float", "uint8", "resized", "bytes")
     for job in jobs:
@@ -347,8 +355,18 @@ def test_folded_exports_have_no_batch_norm(served):
     info = served["report"]["info"]
     for key, path in served["paths"].items():
         # Every BN's inference map computes 1/√(Var + ε): the folded graph has none.
+        name, kind = key.split("/")
         has_rsqrt = "Rsqrt" in info[path]["op_types"]
-        assert has_rsqrt == (key.endswith("unfolded") and key.split("/")[0] != "inception"), key
+        assert has_rsqrt == (kind.startswith("unfolded") and name != "inception"), key
+
+
+def test_constant_weight_exports_hold_no_variables(served):
+    info = served["report"]["info"]
+    for key, path in served["paths"].items():
+        kind = key.split("/")[1]
+        constant = EXPORTS[kind]["constant_weights"]
+        assert bool(info[path]["variables"]) != constant, key
+        assert ("ReadVariableOp" in info[path]["op_types"]) != constant, key
 
 
 def test_signature_names_dtypes_and_shapes(served):

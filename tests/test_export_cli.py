@@ -103,6 +103,15 @@ def test_failed_write_leaves_nothing(tiny, tmp_path, monkeypatch):
     assert not base.exists()
 
 
+def test_weights_too_large_for_constants_are_refused(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(signatures, "MAX_CONSTANT_BYTES", 64)  # The conv kernel: 108.
+    with pytest.raises(ValueError, match="GiB of weights.*constant_weights=False"):
+        export.export_model(tiny, str(tmp_path / "m"), "mnist")
+    assert not (tmp_path / "m").exists()
+    path = export.export_model(tiny, str(tmp_path / "m"), "mnist", constant_weights=False)
+    assert tf.saved_model.load(path).signatures["serving_default"] is not None
+
+
 def test_unknown_model_writes_nothing(tmp_path):
     with pytest.raises(ValueError, match="Unknown model 'resnet'.*bn_inception"):
         export.export_registered_model("resnet", str(tmp_path / "m"))

@@ -2,12 +2,15 @@ r"""Exports a trained workdir or a registered model as a SavedModel for serving.
 
     python -m trainers.export --workdir=/tmp/bn_mlp --export_dir=/tmp/serving/bn_mlp
     python -m trainers.export --model=bn_mlp --weights=mnist \
-        --export_dir=/tmp/serving/bn_mlp [--version=3] [--fold_batch_norm=false]
+        --export_dir=/tmp/serving/bn_mlp [--version=3] [--nofold_batch_norm] \
+        [--noconstant_weights]
 
 Writes EXPORT_DIR/<version>/ (saved_model.pb, variables/), the layout
-TensorFlow Serving loads. By default every batch normalization is folded into
-the convolution or dense layer before it (the inference network of
-Algorithm 2, step 11). See bn_zoo/export/ for the signatures.
+TensorFlow Serving loads. By default the graph is the inference network of
+Algorithm 2: every batch normalization folded into the convolution or dense
+layer before it (step 11), and the weights stored as graph constants (frozen
+parameters), which TensorFlow serves faster than variables. See
+bn_zoo/export/ for the signatures.
 """
 
 import os
@@ -53,6 +56,14 @@ _FOLD = flags.DEFINE_boolean(
     "Fold each batch normalization into the preceding conv/dense layer "
     "(Algorithm 2, step 11). false keeps the BN layers in the graph.",
 )
+_CONSTANT_WEIGHTS = flags.DEFINE_boolean(
+    "constant_weights",
+    True,
+    "Store the weights as constants of the serving graph (the frozen inference "
+    "network; TensorFlow optimizes it with the weights known, so it serves "
+    "faster). false keeps them as variables, e.g. to read them back from the "
+    "SavedModel or for models over 1 GiB.",
+)
 _TOP_K = flags.DEFINE_integer(
     "top_k",
     5,
@@ -89,6 +100,7 @@ def main(argv):
     options = dict(
         version=_VERSION.value,
         fold_batch_norm=_FOLD.value,
+        constant_weights=_CONSTANT_WEIGHTS.value,
         top_k=_TOP_K.value,
     )
     try:
@@ -102,8 +114,9 @@ def main(argv):
         logging.error("Export failed, nothing was written: %s", e)
         raise SystemExit(1) from None
     logging.info(
-        "Exported %s SavedModel to %s",
+        "Exported %s SavedModel with %s weights to %s",
         "folded" if _FOLD.value else "unfolded",
+        "constant" if _CONSTANT_WEIGHTS.value else "variable",
         path,
     )
     print(path)

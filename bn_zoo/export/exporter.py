@@ -67,6 +67,7 @@ def export_model(
     preprocessing,
     version=None,
     fold_batch_norm=True,
+    constant_weights=True,
     top_k=5,
     image_shape=None,
     with_image_bytes=None,
@@ -83,6 +84,9 @@ def export_model(
         version: Positive integer; defaults to the next free one.
         fold_batch_norm: Fold every BN into the layer before it (Algorithm 2,
             step 11; see `bn_zoo.export.folding`). False keeps the BN layers.
+        constant_weights: Store the weights as graph constants (the frozen
+            inference network), which TensorFlow serves faster; False keeps
+            them as variables. See `bn_zoo.export.ServingModule`.
         top_k: Number of top classes the signatures return.
         image_shape: `(height, width, channels)` of the served images, for
             models whose input is not an image (e.g. a flat MLP input).
@@ -101,6 +105,7 @@ def export_model(
         image_shape=image_shape,
         top_k=top_k,
         with_image_bytes=with_image_bytes,
+        constant_weights=constant_weights,
     )
     created = not os.path.isdir(export_dir)
     os.makedirs(export_dir, exist_ok=True)

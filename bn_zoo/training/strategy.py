@@ -116,3 +116,44 @@ def is_chief(strategy):
         return True
     jobs = strategy.cluster_resolver.cluster_spec().as_dict()
     return task_type == "worker" and task_id == 0 and "chief" not in jobs
+
+
+# CPU flags of native bfloat16 arithmetic (Linux names in /proc/cpuinfo).
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The CPU's feature flags, or None where the system does not list them."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def warn_if_bfloat16_is_emulated(precision, strategy, flags=None):
+    """Warns when mixed_bfloat16 runs on CPUs without bfloat16 instructions.
+
+    There TensorFlow emulates bfloat16 in float32 and the run is several
+    times slower than in float32 (measured: 0.26x on an AVX-512 CPU without
+    AVX512_BF16). Returns whether it warned.
+    """
+    if precision != "mixed_bfloat16":
+        return False
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return False
+    if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+        return False  # Strategies place replicas on accelerators when there are any.
+    flags = cpu_flags() if flags is None else flags
+    if flags is None or flags & set(BFLOAT16_CPU_FLAGS):
+        return False
+    logging.warning(
+        "mixed_bfloat16 on a CPU without %s: TensorFlow emulates bfloat16 and "
+        "trains several times slower than in float32. Use "
+        "--config.mixed_precision=float32 on this machine.",
+        " or ".join(BFLOAT16_CPU_FLAGS),
+    )
+    return True

@@ -264,6 +264,7 @@ def train(config, workdir):
     strategy = strategy_lib.create_strategy(config.strategy, config.tpu)
     strategy_lib.per_replica_batch_size(config.global_batch_size, strategy)
     strategy_lib.per_replica_batch_size(config.eval_batch_size, strategy, "eval_batch_size")
+    strategy_lib.warn_if_bfloat16_is_emulated(config.mixed_precision, strategy)
     workdir = workdir_lib.Workdir(workdir, chief=strategy_lib.is_chief(strategy))
     workdir.check_config(config)
     latest = checkpoints_lib.latest_step(workdir.checkpoints)
