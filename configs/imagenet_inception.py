@@ -20,6 +20,9 @@ overridden with --config.<field>=value:
     network width, BN momentum       model.kwargs.depth_multiplier,
                                      model.kwargs.batch_norm_kwargs.momentum
     photometric distortions          data.distortion_strength
+    within-shard shuffling           data.shuffle_buffer_size (recipe's
+                                     shuffle_thoroughly: 10,000, or 1 = each
+                                     shard read in order)
     global batch                     global_batch_size (the paper's 32)
 
 The data is `imagenet2012` from TensorFlow Datasets (prepared from the manual

@@ -96,6 +96,26 @@ def test_training_is_reproducible_with_a_seed(data_dir):
     assert not all(np.array_equal(x1, x2) for (x1, _), (x2, _) in zip(first, other))
 
 
+def test_buffer_of_one_reads_each_shard_in_order(data_dir):
+    """Section 4.2.1: without within-shard shuffling (the baseline's reading)
+    an epoch is the shards one after another, each in stored order; with a
+    shuffle buffer it is not."""
+    shards = [[label - 1 for label in _stored_labels([path])]
+              for path in tfrecords.list_shards(data_dir, "train")]
+
+    def first_epoch(buffer_size):
+        config = _config(data_dir, shuffle_buffer_size=buffer_size, cycle_length=1, seed=3)
+        dataset = imagenet.build_dataset(config, 8, training=True)
+        return [int(y) for _, labels in dataset.take(NUM_TRAIN // 8) for y in labels]
+
+    in_order = first_epoch(1)
+    starts = [in_order[i:i + len(shards[0])] for i in range(0, NUM_TRAIN, len(shards[0]))]
+    assert sorted(starts) == sorted(shards)
+    shuffled = first_epoch(64)  # The buffer mixes records across shards (and epochs).
+    assert sorted(shuffled[i:i + len(shards[0])]
+                  for i in range(0, NUM_TRAIN, len(shards[0]))) != sorted(shards)
+
+
 def test_per_replica_batch_size(data_dir):
     context = tf.distribute.InputContext(
         num_input_pipelines=2, input_pipeline_id=0, num_replicas_in_sync=4)

@@ -62,29 +62,33 @@ def default_run(data_dir, tmp_path_factory):
 def test_recipes_of_the_imagenet_configs():
     # Section 4.2 and 4.2.1 in numbers: Inception 0.0015 at batch 32, BN-x5
     # 5x and BN-x30 30x that; L2 2e-4, /5 for BN-x; decay every 8 epochs of
-    # 1,281,167 images at batch 32, 6x faster for BN-x; distortions halved.
+    # 1,281,167 images at batch 32, 6x faster for BN-x; distortions halved;
+    # within-shard shuffling (a 10,000-record buffer) only for BN-x.
     epoch = 1_281_167 / 32
     expected = {
-        "inception": (0.0015, 2e-4, round(8 * epoch), 1.0),
-        "bn_baseline": (0.0015, 2e-4, round(8 * epoch), 1.0),
-        "bn_x5": (5 * 0.0015, 2e-4 / 5, round(8 * epoch / 6), 0.5),
-        "bn_x30": (30 * 0.0015, 2e-4 / 5, round(8 * epoch / 6), 0.5),
-        "bn_x5_sigmoid": (5 * 0.0015, 2e-4 / 5, round(8 * epoch / 6), 0.5),
-        "bn_inception": (30 * 0.0015, 2e-4 / 5, round(8 * epoch / 6), 0.5),
+        "inception": (0.0015, 2e-4, round(8 * epoch), 1.0, 1),
+        "bn_baseline": (0.0015, 2e-4, round(8 * epoch), 1.0, 1),
+        "bn_x5": (5 * 0.0015, 2e-4 / 5, round(8 * epoch / 6), 0.5, 10_000),
+        "bn_x30": (30 * 0.0015, 2e-4 / 5, round(8 * epoch / 6), 0.5, 10_000),
+        "bn_x5_sigmoid": (5 * 0.0015, 2e-4 / 5, round(8 * epoch / 6), 0.5, 10_000),
+        "bn_inception": (30 * 0.0015, 2e-4 / 5, round(8 * epoch / 6), 0.5, 10_000),
     }
-    for model, (rate, decay, decay_steps, strength) in expected.items():
+    for model, (rate, decay, decay_steps, strength, buffer) in expected.items():
         c = training.resolve(helpers.config(model))
         assert c.optimizer.name == "sgd_momentum" and c.optimizer.momentum == 0.9, model
         assert c.optimizer.base_learning_rate == pytest.approx(rate), model
         assert c.optimizer.weight_decay == pytest.approx(decay), model
         assert (c.schedule.decay_rate, c.schedule.decay_steps) == (0.96, decay_steps), model
         assert c.data.distortion_strength == strength, model
+        assert c.data.shuffle_buffer_size == buffer, model
         assert c.global_batch_size == 32 and c.data.name == "imagenet", model
     # Every knob stays overridable, and the learning rate scales with the batch.
     c = training.resolve(helpers.config("bn_x5", **{
         "global_batch_size": 256, "data.distortion_strength": 0.0,
-        "model.kwargs.dropout_rate": 0.2, "optimizer.weight_decay": 1e-4}))
+        "model.kwargs.dropout_rate": 0.2, "optimizer.weight_decay": 1e-4,
+        "data.shuffle_buffer_size": 500}))
     assert c.data.distortion_strength == 0.0 and c.optimizer.weight_decay == 1e-4
+    assert c.data.shuffle_buffer_size == 500
     assert c.model.kwargs.dropout_rate == 0.2
     assert training.optimizers.learning_rate(c) == pytest.approx(0.0075 * 256 / 32)
 

@@ -85,7 +85,8 @@ INCEPTION_RECIPE_NOTES = {
     "distortion_strength": "bn_zoo scale: 1.0 = GoogLeNet's photometric "
     "distortions (Howard, 2013) at full strength",
     "shuffle_thoroughly": "bn_zoo encoding of Section 4.2.1 'shuffle training "
-    "examples more thoroughly' (False = the baseline's shuffling)",
+    "examples more thoroughly' ('within-shard shuffling'): True = a 10,000-record "
+    "shuffle buffer, False = each shard read in order, as the baseline",
 }
 
 BN_X_RECIPE = dict(

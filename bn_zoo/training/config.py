@@ -16,6 +16,10 @@ lives in one place and every knob can still be overridden:
     optimizer.weight_decay          weight_decay
     schedule.decay_rate             lr_decay_rate
     schedule.decay_steps            lr_decay_steps
+    data.distortion_strength        distortion_strength (imagenet)
+    data.shuffle_buffer_size        shuffle_thoroughly (imagenet): True gives
+                                    the large buffer of within-shard shuffling,
+                                    False 1 (each shard read in order)
 
 The learning rate at step t is
 
@@ -49,7 +53,19 @@ RECIPE_FIELDS = {
     "schedule.decay_steps": "lr_decay_steps",
     # Only data sources with photometric distortions (imagenet) have it.
     "data.distortion_strength": "distortion_strength",
+    # Only data sources read from shards (imagenet) have it.
+    "data.shuffle_buffer_size": "shuffle_thoroughly",
 }
+
+
+def _shuffle_buffer_size(shuffle_thoroughly):
+    from bn_zoo.data.imagenet import THOROUGH_SHUFFLE_BUFFER_SIZE
+
+    return THOROUGH_SHUFFLE_BUFFER_SIZE if shuffle_thoroughly else 1
+
+
+# Recipe keys whose config field takes a converted value.
+RECIPE_CONVERSIONS = {"shuffle_thoroughly": _shuffle_buffer_size}
 
 # Fields a rerun in an existing workdir may change: they decide where and how
 # fast the run goes, not what it computes.
@@ -193,7 +209,8 @@ def _fill_from_recipe(config):
                     f"config.{path} is not set and the recipe of {name!r} has no "
                     f"{key!r}; set it in the config or with --config.{path}=..."
                 )
-            _set(config, path, recipe[key])
+            convert = RECIPE_CONVERSIONS.get(key, lambda value: value)
+            _set(config, path, convert(recipe[key]))
 
 
 def _require(condition, message):

@@ -64,6 +64,9 @@ class ImageNetInput:
             "seed": placeholder(int),  # None: the trainer's config.seed.
             # None: the model's recipe["distortion_strength"].
             "distortion_strength": placeholder(float),
+            # None: from the model's recipe["shuffle_thoroughly"] (Section
+            # 4.2.1): 10,000 records if True, 1 (shards in order) if False.
+            "shuffle_buffer_size": placeholder(int),
         })
         return ml_collections.ConfigDict({
             "name": "imagenet",
