@@ -11,6 +11,8 @@ size m (m' = m·p·q for convolutions) run through the *training* network:
 model, without changing any trainable weight or moving average.
 """
 
+import weakref
+
 import keras
 import numpy as np
 
@@ -66,7 +68,7 @@ def estimate(model, dataset, num_batches, activate=True):
             "there are no population statistics to estimate."
         )
     index = {id(layer): i for i, layer in enumerate(layers)}
-    step = _batch_statistics_fn(model)
+    step = _cached_batch_statistics_fn(model)
     sums = [None] * len(layers)
     calls = [0] * len(layers)
     seen = 0
@@ -126,6 +128,20 @@ def set_inference_statistics(model, statistics):
     for attr in ("predict_function", "test_function", "train_function"):
         if getattr(model, attr, None) is not None:
             setattr(model, attr, None)
+
+
+# model -> (which BN layers train, its batch-statistics function): repeated
+# estimates on one model reuse one traced function instead of retracing.
+_STEP_CACHE = weakref.WeakKeyDictionary()
+
+
+def _cached_batch_statistics_fn(model):
+    key = tuple((id(layer), layer.trainable) for layer in batch_normalization_layers(model))
+    cached = _STEP_CACHE.get(model)
+    if cached is None or cached[0] != key:
+        cached = (key, _batch_statistics_fn(model))
+        _STEP_CACHE[model] = cached
+    return cached[1]
 
 
 def _batch_statistics_fn(model):

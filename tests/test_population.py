@@ -267,3 +267,29 @@ def test_single_example_batches_are_refused():
     model = build_model()
     with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="more than"):
         population.estimate(model, [b[:1] for b in make_batches()], 2)
+
+
+def test_repeated_estimates_trace_once_and_retrace_when_a_layer_freezes(monkeypatch):
+    """The training-mode pass is a traced tf.function: the Python body of a
+    BN layer runs only while tracing. One model estimated three times traces
+    once; freezing a BN layer changes the network, which traces again."""
+    traces = []
+    original = BatchNormalization.call
+
+    def counting_call(self, inputs, training=None, mask=None):
+        if self.name == "bn_conv":
+            traces.append(self.name)
+        return original(self, inputs, training=training, mask=mask)
+
+    monkeypatch.setattr(BatchNormalization, "call", counting_call)
+    model = build_model()
+    for seed in (1, 2, 3):
+        population.estimate(model, make_batches(seed=seed), NUM_BATCHES)
+    assert len(traces) == 1
+
+    model.get_layer("bn_dense").trainable = False
+    batches = make_batches(seed=4)
+    expected = numpy_population(model, batches)["bn_conv"]
+    assert population.estimate(model, batches, NUM_BATCHES) == 1
+    assert len(traces) == 2
+    np.testing.assert_allclose(model.get_layer("bn_conv").population_mean, expected[0], **TOL)
