@@ -3,6 +3,7 @@ and `--workdir` on a real (short) training run, served by the SavedModel."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -101,6 +102,24 @@ def test_failed_write_leaves_nothing(tiny, tmp_path, monkeypatch):
     assert os.path.dirname(seen[0]) == str(base)
     assert os.path.basename(seen[0]).startswith(".tmp-1-")
     assert not base.exists()
+
+
+def test_next_export_removes_temporaries_of_killed_exports_only(tiny, tmp_path):
+    host = socket.gethostname()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    dead = int(finished.stdout)  # A process that has exited.
+    base = tmp_path / "model"
+    left = {
+        f".tmp-4-{host}-{dead}": False,  # Killed on this host: removed.
+        f".tmp-5-{host}-{os.getpid()}": True,  # Still running: kept.
+        f".tmp-6-other-host-{dead}": True,  # Another host's: kept.
+    }
+    for name in left:
+        (base / name).mkdir(parents=True)
+        (base / name / "saved_model.pb").write_bytes(b"half")
+    export.export_model(tiny, str(base), "mnist", version=1)
+    assert sorted(os.listdir(base)) == sorted(["1"] + [n for n, kept in left.items() if kept])
 
 
 def test_weights_too_large_for_constants_are_refused(tiny, tmp_path, monkeypatch):

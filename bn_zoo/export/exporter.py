@@ -4,9 +4,11 @@
       1/  saved_model.pb  variables/  ...
       2/  ...
 
-A new version is written to `EXPORT_DIR/.tmp-<version>-<pid>` and renamed
-into place only once complete, so a version directory is never seen
-half-written and an existing version is never overwritten. Every check that
+A new version is written to `EXPORT_DIR/.tmp-<version>-<host>-<pid>` and
+renamed into place only once complete, so a version directory is never seen
+half-written and an existing version is never overwritten. A temporary left
+by an export that was killed (its process on this host is gone) is removed
+by the next export to the same directory. Every check that
 can fail (an existing version, an unknown model, a workdir without a
 checkpoint) runs before anything is written.
 """
@@ -14,6 +16,9 @@ checkpoint) runs before anything is written.
 import json
 import os
 import shutil
+import socket
+
+from absl import logging
 
 from bn_zoo import models
 from bn_zoo.export import folding, signatures
@@ -109,8 +114,11 @@ def export_model(
     )
     created = not os.path.isdir(export_dir)
     os.makedirs(export_dir, exist_ok=True)
+    remove_stale_temporaries(export_dir)
     final = os.path.join(export_dir, str(version))
-    tmp = os.path.join(export_dir, f"{_TMP_PREFIX}{version}-{os.getpid()}")
+    tmp = os.path.join(
+        export_dir, f"{_TMP_PREFIX}{version}-{socket.gethostname()}-{os.getpid()}"
+    )
     try:
         module.save(tmp)
         if os.path.exists(final):  # Written by a concurrent export meanwhile.
@@ -125,6 +133,36 @@ def export_model(
             os.rmdir(export_dir)
         raise
     return final
+
+
+def remove_stale_temporaries(export_dir):
+    """Deletes the `.tmp-<version>-<host>-<pid>` directories of exports on
+    this host whose process no longer runs (killed mid-write). Temporaries of
+    running exports and of other hosts are left alone. Returns the paths
+    removed."""
+    host = socket.gethostname()
+    removed = []
+    for name in sorted(os.listdir(export_dir)):
+        if not name.startswith(_TMP_PREFIX):
+            continue
+        owner, _, pid = name[len(_TMP_PREFIX):].partition("-")[2].rpartition("-")
+        if owner != host or not pid.isdigit() or _is_running(int(pid)):
+            continue
+        path = os.path.join(export_dir, name)
+        shutil.rmtree(path, ignore_errors=True)
+        logging.info("Removed %s, left by an export that did not finish.", path)
+        removed.append(path)
+    return removed
+
+
+def _is_running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Another user's process.
+        return True
+    return True
 
 
 def export_registered_model(name, export_dir, weights=None, **kwargs):
