@@ -28,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 import bn_zoo  # noqa: E402
 from bn_zoo.layers import BatchNormalization  # noqa: E402
-from bn_zoo.training.strategy import BFLOAT16_CPU_FLAGS, cpu_flags  # noqa: E402
+from bn_zoo.training.strategy import native_bfloat16_flags  # noqa: E402
 
 
 def with_keras_batch_norm(model):
@@ -90,10 +90,9 @@ def measure(models, images, labels, steps, jit_compile):
 
 def bfloat16_support():
     """How this CPU runs bfloat16, from its flags (Linux)."""
-    flags = cpu_flags()
-    if flags is None:
+    native = native_bfloat16_flags()
+    if native is None:
         return "unknown (no /proc/cpuinfo)"
-    native = sorted(flags & set(BFLOAT16_CPU_FLAGS))
     if native:
         return "native (" + ", ".join(native) + ")"
     return ("none: bfloat16 is emulated, so mixed_bfloat16 is expected to be "

@@ -134,6 +134,13 @@ def cpu_flags(path="/proc/cpuinfo"):
     return None
 
 
+def native_bfloat16_flags(flags=None):
+    """The bfloat16 flags among `flags` (default: this CPU's), sorted, or
+    None where the CPU's flags are unknown."""
+    flags = cpu_flags() if flags is None else flags
+    return None if flags is None else sorted(flags & set(BFLOAT16_CPU_FLAGS))
+
+
 def warn_if_bfloat16_is_emulated(precision, strategy, flags=None):
     """Warns when mixed_bfloat16 runs on CPUs without bfloat16 instructions.
 
@@ -147,8 +154,8 @@ def warn_if_bfloat16_is_emulated(precision, strategy, flags=None):
         return False
     if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
         return False  # Strategies place replicas on accelerators when there are any.
-    flags = cpu_flags() if flags is None else flags
-    if flags is None or flags & set(BFLOAT16_CPU_FLAGS):
+    native = native_bfloat16_flags(flags)
+    if native is None or native:
         return False
     logging.warning(
         "mixed_bfloat16 on a CPU without %s: TensorFlow emulates bfloat16 and "
