@@ -116,9 +116,7 @@ def export_model(
     os.makedirs(export_dir, exist_ok=True)
     remove_stale_temporaries(export_dir)
     final = os.path.join(export_dir, str(version))
-    tmp = os.path.join(
-        export_dir, f"{_TMP_PREFIX}{version}-{socket.gethostname()}-{os.getpid()}"
-    )
+    tmp = os.path.join(export_dir, _temporary_name(version))
     try:
         module.save(tmp)
         if os.path.exists(final):  # Written by a concurrent export meanwhile.
@@ -135,6 +133,11 @@ def export_model(
     return final
 
 
+def _temporary_name(version):
+    """`.tmp-<version>-<host>-<pid>`: this process's temporary for `version`."""
+    return f"{_TMP_PREFIX}{version}-{socket.gethostname()}-{os.getpid()}"
+
+
 def remove_stale_temporaries(export_dir):
     """Deletes the `.tmp-<version>-<host>-<pid>` directories of exports on
     this host whose process no longer runs (killed mid-write). Temporaries of
@@ -145,6 +148,7 @@ def remove_stale_temporaries(export_dir):
     for name in sorted(os.listdir(export_dir)):
         if not name.startswith(_TMP_PREFIX):
             continue
+        # The inverse of _temporary_name; host names may contain "-".
         owner, _, pid = name[len(_TMP_PREFIX):].partition("-")[2].rpartition("-")
         if owner != host or not pid.isdigit() or _is_running(int(pid)):
             continue
