@@ -3,8 +3,9 @@
 One module-scoped fixture exports the BN MLP (trained a few steps on real
 MNIST, then given population statistics) and every Inception variant (small:
 depth multiplier 0.25, 32×32, 10 classes, non-trivial BN statistics) four
-ways: folded or not, with weights as graph constants or as variables. A single subprocess that cannot import bn_zoo loads every
-SavedModel and calls its signatures, good inputs and bad. The references are
+ways: folded or not, with weights as graph constants or as variables. A
+single subprocess that cannot import bn_zoo loads every SavedModel and calls
+its signatures, good inputs and bad. The references are
 the Keras models in inference mode, fed with preprocessing computed here in
 numpy (x/255, x/127.5 − 1) and with TensorFlow's own crop and resize ops.
 """

@@ -108,12 +108,13 @@ def test_buffer_of_one_reads_each_shard_in_order(data_dir):
         dataset = imagenet.build_dataset(config, 8, training=True)
         return [int(y) for _, labels in dataset.take(NUM_TRAIN // 8) for y in labels]
 
-    in_order = first_epoch(1)
-    starts = [in_order[i:i + len(shards[0])] for i in range(0, NUM_TRAIN, len(shards[0]))]
-    assert sorted(starts) == sorted(shards)
-    shuffled = first_epoch(64)  # The buffer mixes records across shards (and epochs).
-    assert sorted(shuffled[i:i + len(shards[0])]
-                  for i in range(0, NUM_TRAIN, len(shards[0]))) != sorted(shards)
+    def shard_sized_runs(labels):
+        size = len(shards[0])
+        return sorted(labels[i:i + size] for i in range(0, NUM_TRAIN, size))
+
+    assert shard_sized_runs(first_epoch(1)) == sorted(shards)
+    # The buffer mixes records across shards (and epochs).
+    assert shard_sized_runs(first_epoch(64)) != sorted(shards)
 
 
 def test_per_replica_batch_size(data_dir):
