@@ -4,8 +4,11 @@ Prints, from one run, the median time of a training step (forward, backward
 and, for the layers, the moving-average update) and of an inference step, for:
 our layer with both variance corrections, `keras.layers.BatchNormalization`,
 and `tf.raw_ops.FusedBatchNormV3` called directly, then the ratios the
-targets are stated in (issue 2): ours ≤ 1.1× the fused kernel on 4-D shapes,
-ours ≤ 1.0× Keras on the dense shape.
+targets are stated in (issues 2 and 10): on 4-D shapes ours ≤ 1.1× the fused
+kernel in training and ≤ 1.05× in inference; on the dense shape ours ≤ 1.0×
+Keras in training. The candidates' steps are timed in turns, one call of each
+per round, so that a change in the machine's load reaches all of them;
+shapes under 1e5 elements get 10× the rounds.
 
     python benchmarks/bn_layer.py [--repeats 30] [--shapes 32,56,56,192 60,100]
 """
@@ -78,15 +81,19 @@ def fused_steps(x, dy):
     return train_step, inference_step
 
 
-def median_ms(step, repeats):
-    for _ in range(3):
-        tf.nest.map_structure(lambda t: t.numpy(), step())
-    times = []
+def interleaved_median_ms(steps, repeats):
+    """Median milliseconds of each step, timed in turns (one call of each per
+    round) so that changes in the machine's load reach every candidate alike."""
+    for step in steps.values():
+        for _ in range(3):
+            tf.nest.map_structure(lambda t: t.numpy(), step())
+    times = {name: [] for name in steps}
     for _ in range(repeats):
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), step())
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), step())
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
 def benchmark(shape, repeats):
@@ -103,10 +110,11 @@ def benchmark(shape, repeats):
         ),
         "FusedBatchNormV3 (direct)": fused_steps(x, dy),
     }
-    return {
-        name: (median_ms(train, repeats), median_ms(infer, repeats))
-        for name, (train, infer) in candidates.items()
-    }
+    if np.prod(shape) < 1e5:
+        repeats *= 10  # sub-millisecond steps: more rounds for a stable median
+    train = interleaved_median_ms({n: c[0] for n, c in candidates.items()}, repeats)
+    infer = interleaved_median_ms({n: c[1] for n, c in candidates.items()}, repeats)
+    return {name: (train[name], infer[name]) for name in candidates}
 
 
 def main():
@@ -132,8 +140,10 @@ def main():
                 f"{ours[0] / keras_[0]:.2f}x keras; "
                 f"infer {ours[1] / fused[1]:.2f}x fused, {ours[1] / keras_[1]:.2f}x keras"
             )
-        target = "≤ 1.1x fused" if len(shape) == 4 else "≤ 1.0x keras"
-        print(f"  target (training step): {target}\n")
+        if len(shape) == 4:
+            print("  targets: training ≤ 1.1x fused, inference ≤ 1.05x fused\n")
+        else:
+            print("  target: training ≤ 1.0x keras\n")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from bn_zoo.layers.batch_normalization import (
+    INFERENCE_STATISTICS,
     BatchNormalization,
     record_batch_statistics,
 )
@@ -50,9 +51,8 @@ def estimate(model, dataset, num_batches, activate=True):
         num_batches: How many batches to average over (> 0). The dataset must
             yield at least this many.
         activate: If True, every updated layer then uses the population
-            statistics in inference (`inference_statistics="population"`), and
-            the model's compiled predict/test functions are reset so they
-            trace again.
+            statistics in inference (`inference_statistics="population"`),
+            in every function already traced too.
 
     Returns:
         The number of layers updated.
@@ -113,21 +113,19 @@ def estimate(model, dataset, num_batches, activate=True):
         if activate:
             layer.inference_statistics = "population"
         updated += 1
-    if activate:
-        set_inference_statistics(model, None)
     return updated
 
 
 def set_inference_statistics(model, statistics):
     """Chooses `"moving"` or `"population"` statistics for every BN layer of
-    `model` (`None` keeps each layer's choice) and resets the model's compiled
-    predict/test functions, which were traced with the old choice."""
-    if statistics is not None:
-        for layer in batch_normalization_layers(model):
-            layer.inference_statistics = statistics
-    for attr in ("predict_function", "test_function", "train_function"):
-        if getattr(model, attr, None) is not None:
-            setattr(model, attr, None)
+    `model`. The choice is a variable read at run time, so it takes effect in
+    `predict`, `evaluate` and any traced function without retracing."""
+    if statistics not in INFERENCE_STATISTICS:
+        raise ValueError(
+            f"`statistics` must be one of {INFERENCE_STATISTICS}; received {statistics!r}."
+        )
+    for layer in batch_normalization_layers(model):
+        layer.inference_statistics = statistics
 
 
 # model -> (which BN layers train, its batch-statistics function): repeated

@@ -20,3 +20,20 @@ _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     _cpu, [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS
 )
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One `MirroredStrategy` over the logical CPUs, shared by every test.
+
+    Its all-reduces are collective ops, whose instance keys are numbered per
+    strategy: two strategies in one process can give different all-reduces the
+    same key, and TensorFlow then aborts them with a shape mismatch.
+    """
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(devices) < NUM_LOGICAL_CPUS:
+        pytest.fail(f"conftest.py should make {NUM_LOGICAL_CPUS} logical CPUs: {devices}")
+    return tf.distribute.MirroredStrategy(devices[:NUM_LOGICAL_CPUS])

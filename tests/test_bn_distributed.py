@@ -17,13 +17,9 @@ TOL = dict(rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
-def strategy():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
-    if len(devices) < REPLICAS:
-        pytest.fail(f"conftest.py should make {REPLICAS} logical CPUs: {devices}")
-    strategy = tf.distribute.MirroredStrategy(devices[:REPLICAS])
-    assert strategy.num_replicas_in_sync == REPLICAS
-    return strategy
+def strategy(mirrored_strategy):
+    assert mirrored_strategy.num_replicas_in_sync == REPLICAS
+    return mirrored_strategy
 
 
 def numpy_moments(x, axis):
@@ -197,3 +193,28 @@ def test_unsynchronized_moving_statistics_are_the_mean_of_replica_updates(
         assert not np.allclose(want, updates[0], atol=1e-3)  # not replica 0's
         for copy in strategy.experimental_local_results(variable.value):
             np.testing.assert_allclose(copy.numpy(), want, **TOL)
+
+
+def test_synchronized_makes_one_collective_per_layer_each_way(strategy):
+    # Forward: one all-reduce of every replica's (m', shift, mean, M2); backward:
+    # its gradient, one all-reduce. Counted in the traced graph of a training
+    # step (nothing runs, so no collective is launched).
+    layers = [BatchNormalization(synchronized=True) for _ in range(3)]
+    with strategy.scope():
+        for layer in layers:
+            layer.build((None, 4, 4, 8))
+
+    def replica_step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = x
+            for layer in layers:
+                y = layer(y, training=True)
+            loss = tf.reduce_sum(y * y)
+        variables = [v for layer in layers for v in layer.trainable_variables]
+        return tape.gradient(loss, [x] + variables)
+
+    step = tf.function(lambda x: strategy.run(replica_step, args=(x,)))
+    graph = step.get_concrete_function(tf.TensorSpec((4, 4, 4, 8))).graph
+    collectives = [op for op in graph.get_operations() if op.type.startswith("Collective")]
+    assert len(collectives) == 2 * len(layers) * REPLICAS, sorted(o.type for o in collectives)

@@ -222,4 +222,8 @@ def test_zoo_bn_baseline_folds_completely():
         producer = bn.input._keras_history.operation
         assert folded.get_layer(producer.name).use_bias
     x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    _assert_same_outputs(model, folded, x)
+    # The unfolded layers compute (x − E[x])·a + β on the fused kernel, the
+    # folded ones x·a + b, with other float32 rounding; through ~60 layers whose
+    # variances come from one batch of 8 the probabilities differ by ~2e-5.
+    # A wrong fold (wrong statistics or channel) moves them by > 1e-2.
+    _assert_same_outputs(model, folded, x, atol=1e-4)

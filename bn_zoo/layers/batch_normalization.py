@@ -1,9 +1,10 @@
 """Batch Normalization (Ioffe & Szegedy, 2015) as a Keras 3 layer.
 
 Algorithm 1 in training, Algorithm 2 in inference, Section 3.2 for
-convolutions. On the TensorFlow backend the training step runs on the fused
-kernel (`FusedBatchNormV3`) wherever it computes exactly what the layer
-promises; every other case takes a generic path built from `keras.ops`.
+convolutions. On the TensorFlow backend 4-D and 5-D inputs run on the fused
+kernel (`FusedBatchNormV3`), in training on a shifted input so that its
+statistics stay exact (`bn_zoo.layers.moments`); every other case takes a
+generic path built from `keras.ops`.
 """
 
 import contextlib
@@ -12,6 +13,8 @@ import threading
 
 import keras
 from keras import constraints, initializers, ops, regularizers
+
+from bn_zoo.layers import moments
 
 VARIANCE_CORRECTIONS = ("unbiased", "biased")
 INFERENCE_STATISTICS = ("moving", "population")
@@ -81,11 +84,33 @@ class BatchNormalization(keras.layers.Layer):
     **Modes.** `training=True` uses Algorithm 1, `training=False` or `None`
     (outside `fit`) uses the chosen inference statistics. As in Keras 3,
     `trainable=False` freezes the layer in inference mode whatever `training`
-    says, which is what fine-tuning wants.
+    says, which is what fine-tuning wants. The choice of statistics lives in
+    the scalar variable `use_population_statistics` (1 = population), read
+    when the layer runs: assigning `inference_statistics` takes effect in
+    `predict`, `evaluate` and every function already traced, and the choice
+    is saved and loaded with the weights and checkpoints.
+
+    **Exactness.** μ_B and σ²_B are computed two-pass around a shift by one
+    of the channel's own values (`bn_zoo.layers.moments`), on the fused,
+    generic, masked and synchronized paths, eagerly, in `tf.function` and
+    under XLA. They stay accurate to float32 when |mean|/std is large (tested
+    to 1e4), a constant channel gives exactly y = β, and the moving variance
+    is never negative or NaN.
+
+    **m' = 1.** Training with one value per channel (after any mask) raises
+    "expected more than 1 value per channel" before anything is written: a
+    `ValueError` while tracing when the shape is static, else an
+    `InvalidArgumentError` when the step runs, ordered before every variable
+    access that follows it (`bn_zoo.layers.refusal`), so the weights, the
+    statistics, the optimizer (iterations, weight decay) and the metrics are
+    left as they were. XLA drops run-time assertions: there a step with
+    m' = 1 runs with x̂ = 0 and leaves the moving statistics unchanged.
 
     **Distribution.** With `synchronized=True` under a `tf.distribute`
     strategy, μ_B and σ²_B (and m') are computed over the global batch of all
-    replicas by all-reduce, and gradients flow through it. Without
+    replicas: each replica's (m', shift, mean, sum of squares) go through one
+    all-reduce per layer and are combined with Chan's parallel formula, and
+    the gradient flows back through one all-reduce. Without
     synchronization each replica normalizes with its own statistics; the
     moving averages are then updated with the *mean over replicas* of every
     replica's update (variables with `aggregation="mean"`), not with replica
@@ -115,8 +140,9 @@ class BatchNormalization(keras.layers.Layer):
             the paper) or `"biased"` (σ²_B, as Keras). Applies to the moving
             variance and to the population variance.
         inference_statistics: `"moving"` (default) or `"population"`: which
-            statistics inference uses. Saved in the config; can be changed
-            on a built layer by assigning the attribute.
+            statistics inference uses. Saved in the config and, once built,
+            in the variable `use_population_statistics`; assign the attribute
+            to switch, with effect everywhere at once.
         **kwargs: Base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -193,11 +219,19 @@ class BatchNormalization(keras.layers.Layer):
         self.gamma = self.beta = None
         self.moving_mean = self.moving_variance = None
         self.population_mean = self.population_variance = None
+        self.use_population_statistics = None
 
     @property
     def inference_statistics(self):
-        """Which statistics inference uses: `"moving"` or `"population"`."""
-        return self._inference_statistics
+        """Which statistics inference uses: `"moving"` or `"population"`.
+
+        Backed by the variable `use_population_statistics` once built, so an
+        assignment takes effect in every traced function without retracing,
+        and the choice travels with the weights and checkpoints.
+        """
+        flag = getattr(self, "use_population_statistics", None)
+        read = _statistics_of(flag) if flag is not None else None
+        return read or self._inference_statistics
 
     @inference_statistics.setter
     def inference_statistics(self, value):
@@ -207,6 +241,25 @@ class BatchNormalization(keras.layers.Layer):
                 f"Received: inference_statistics={value!r}"
             )
         self._inference_statistics = value
+        if getattr(self, "use_population_statistics", None) is not None:
+            self.use_population_statistics.assign(_flag(value))
+
+    def load_own_variables(self, store):
+        """Loads the variables, then takes the inference statistics they name.
+
+        Files written before `use_population_statistics` existed hold one
+        variable less; they load, and the layer keeps its configured choice.
+        """
+        variables = self._trainable_variables + self._non_trainable_variables
+        if self.built and len(store.keys()) == len(variables) - 1:
+            flag = self.use_population_statistics
+            for i, variable in enumerate(v for v in variables if v is not flag):
+                variable.assign(store[f"{i}"])
+        else:
+            super().load_own_variables(store)
+        if self.built:
+            read = _statistics_of(self.use_population_statistics)
+            self._inference_statistics = read or self._inference_statistics
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -275,6 +328,14 @@ class BatchNormalization(keras.layers.Layer):
         self.population_variance = statistic(
             "population_variance", self.moving_variance_initializer
         )
+        self.use_population_statistics = self.add_weight(
+            shape=(),
+            name="use_population_statistics",
+            initializer=initializers.Constant(_flag(self._inference_statistics)),
+            trainable=False,
+            autocast=False,
+            aggregation="only_first_replica",
+        )
         self.input_spec = keras.layers.InputSpec(
             ndim=rank, axes={axis: channels}
         )
@@ -295,12 +356,18 @@ class BatchNormalization(keras.layers.Layer):
         if training and self.trainable:
             return self._call_training(inputs, mask)
         mean, variance = self._inference_moments()
+        if self._use_fused(inputs, None):
+            return self._fused_inference(inputs, mean, variance)
         return self._normalize(inputs, mean, variance)
 
     def _inference_moments(self):
-        if self.inference_statistics == "population":
-            return self.population_mean, self.population_variance
-        return self.moving_mean, self.moving_variance
+        """E[x], Var[x] chosen at run time by the `use_population_statistics`
+        variable, so that switching needs no retrace of any function."""
+        use_population = ops.greater(self.use_population_statistics, 0.5)
+        return (
+            ops.where(use_population, self.population_mean, self.moving_mean),
+            ops.where(use_population, self.population_variance, self.moving_variance),
+        )
 
     def _use_fused(self, inputs, mask):
         return (
@@ -314,11 +381,17 @@ class BatchNormalization(keras.layers.Layer):
 
     def _call_training(self, inputs, mask):
         if self._use_fused(inputs, mask):
+            count = self._local_count(inputs)
             outputs, mean, unbiased = self._fused_training(inputs)
-            count = self._guard_count(inputs, self._local_count(inputs), mask)
             biased = unbiased * ((count - 1.0) / count)
         else:
             outputs, mean, biased, count = self._generic_training(inputs, mask)
+        check = self._count_check(inputs, count, mask)
+        if check is not None:
+            # Everything downstream (the loss, every gradient and every update
+            # computed from them) waits for the check, so a refused step
+            # writes nothing that depends on this layer's output.
+            outputs, mean, biased, count = _after(check, [outputs, mean, biased, count])
         records = _active_records()
         if records is not None:
             records.append((self, mean, biased, ops.convert_to_tensor(count, "float32")))
@@ -327,76 +400,75 @@ class BatchNormalization(keras.layers.Layer):
         return outputs
 
     def _update_moving_statistics(self, mean, biased_variance, count):
-        if not isinstance(count, float) and keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            # In a graph the m' > 1 assertion guards only `count`: without this
-            # a refused step would still write μ_B (NaN for an empty mask).
-            with tf.control_dependencies([count]):
-                mean = tf.identity(mean)
-                biased_variance = tf.identity(biased_variance)
         variance = biased_variance
         if self.variance_correction == "unbiased":
             variance = biased_variance * (count / (count - 1.0))
         decay = 1.0 - self.momentum
-        self.moving_mean.assign(
-            self.moving_mean * self.momentum + ops.cast(mean, "float32") * decay
+        new_mean = self.moving_mean * self.momentum + ops.cast(mean, "float32") * decay
+        new_variance = (
+            self.moving_variance * self.momentum + ops.cast(variance, "float32") * decay
         )
-        self.moving_variance.assign(
-            self.moving_variance * self.momentum
-            + ops.cast(variance, "float32") * decay
-        )
+        if not isinstance(count, float):
+            # Where no assertion can stop the step (XLA drops them), m' <= 1
+            # leaves the moving statistics as they were rather than inf/NaN.
+            valid = ops.greater(count, 1.0)
+            new_mean = ops.where(valid, new_mean, self.moving_mean)
+            new_variance = ops.where(valid, new_variance, self.moving_variance)
+        self.moving_mean.assign(new_mean)
+        self.moving_variance.assign(new_variance)
 
     def _generic_training(self, inputs, mask):
-        x = _to_float32(inputs)
-        mean, variance, count = self._moments(x, mask)
-        count = self._guard_count(inputs, count, mask)
-        outputs = ops.batch_normalization(
-            x,
-            mean=mean,
-            variance=variance,
-            axis=self._channel_axis,
-            offset=self.beta,
-            scale=self.gamma,
-            epsilon=self.epsilon,
-        )
-        return ops.cast(outputs, self.compute_dtype), mean, variance, count
+        """Algorithm 1 with shifted moments (see `bn_zoo.layers.moments`).
 
-    def _moments(self, x, mask):
-        """Returns (mean, biased variance, m') over the reduction axes."""
-        axes = self._reduction_axes
+        Returns (outputs, μ_B, biased σ²_B, m'), all over the global batch
+        when synchronized.
+        """
+        x = _to_float32(inputs)
+        axis, rank = self._channel_axis, len(x.shape)
         if mask is None:
             weights = None
-            local_count = self._local_count(x)
+            count = self._local_count(x)
         else:
             # The mask covers every axis but the channel axis.
             weights = ops.broadcast_to(
-                ops.expand_dims(ops.cast(mask, "float32"), self._channel_axis),
-                ops.shape(x),
+                ops.expand_dims(ops.cast(mask, "float32"), axis), ops.shape(x)
             )
             # m' is the same for every channel: count channel 0's weights.
-            local_count = ops.sum(ops.take(weights, 0, axis=self._channel_axis))
-        replica = _replica_context() if self.synchronized else None
-        total = ops.sum(x if weights is None else x * weights, axis=axes)
+            count = ops.sum(ops.take(weights, 0, axis=axis))
+        shift = moments.channel_shift(x, axis, mask)
+        d = x - moments.expand(shift, axis, rank)
+        delta, m2, centered = moments.shifted_moments(
+            d, self._reduction_axes, axis, count, weights
+        )
+        replica = moments.replica_context() if self.synchronized else None
         if replica is not None:
-            local_count = ops.convert_to_tensor(local_count, "float32")
-            total, count = replica.all_reduce([total, local_count])
-        else:
-            count = local_count
-        mean = total / count
-        centered = ops.square(x - _expand_to(mean, self._channel_axis, len(x.shape)))
-        if weights is not None:
-            centered = centered * weights
-        squares = ops.sum(centered, axis=axes)
-        if replica is not None:
-            squares = replica.all_reduce(squares)
-        return mean, squares / count, count
+            count, delta, m2 = moments.all_reduce_moments(replica, count, shift, delta, m2)
+            centered = d - moments.expand(delta, axis, rank)
+        variance = m2 / count
+        multiplier = ops.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            multiplier = multiplier * self.gamma
+        outputs = centered * moments.expand(multiplier, axis, rank)
+        if self.beta is not None:
+            outputs = outputs + moments.expand(self.beta, axis, rank)
+        return ops.cast(outputs, self.compute_dtype), shift + delta, variance, count
 
     def _fused_training(self, inputs):
+        """`FusedBatchNormV3` on the shifted input: returns (outputs, μ_B,
+        Bessel-corrected σ²_B)."""
         import tensorflow as tf
 
-        outputs, mean, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=inputs,
+        # float16/bfloat16 inputs are shifted in float32: x − s is not always
+        # representable in 11 or 8 bits, and its rounding would reach μ_B.
+        x = _to_float32(inputs)
+        shift = moments.channel_shift(x, self._channel_axis)
+        # BiasAdd is the cheapest per-channel subtraction on TensorFlow, and
+        # its gradient passes dy through without a reduction.
+        shifted = tf.nn.bias_add(
+            x, -shift, data_format="N...C" if self._fused_format.endswith("C") else "NC..."
+        )
+        outputs, delta, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=shifted,
             scale=self._fused_scale(),
             offset=self._fused_offset(),
             mean=tf.zeros((0,), "float32"),
@@ -405,7 +477,24 @@ class BatchNormalization(keras.layers.Layer):
             data_format=self._fused_format,
             is_training=True,
         )
-        return ops.cast(outputs, self.compute_dtype), mean, unbiased_variance
+        # XLA's single-pass variance can round below zero.
+        unbiased_variance = tf.maximum(unbiased_variance, 0.0)
+        return ops.cast(outputs, self.compute_dtype), delta + shift, unbiased_variance
+
+    def _fused_inference(self, inputs, mean, variance):
+        import tensorflow as tf
+
+        outputs = tf.raw_ops.FusedBatchNormV3(
+            x=inputs,
+            scale=self._fused_scale(),
+            offset=self._fused_offset(),
+            mean=mean,
+            variance=variance,
+            epsilon=self.epsilon,
+            data_format=self._fused_format,
+            is_training=False,
+        )[0]
+        return ops.cast(outputs, self.compute_dtype)
 
     def _normalize(self, inputs, mean, variance):
         outputs = ops.batch_normalization(
@@ -441,23 +530,24 @@ class BatchNormalization(keras.layers.Layer):
             return float(count)
         return ops.cast(count, "float32")
 
-    def _guard_count(self, inputs, count, mask):
-        """Refuses m' <= 1, at trace time when m' is static, else with a
-        run-time assertion (only where m' is not already known to exceed 1)."""
+    def _count_check(self, inputs, count, mask):
+        """Refuses m' <= 1: at trace time when m' is static (ValueError), else
+        returns a run-time assertion to run before anything uses the step's
+        results (None where m' is already known to exceed 1)."""
         if isinstance(count, float):
             if count <= 1:
                 raise ValueError(_single_value_message(self.name, inputs.shape))
-            return count
+            return None
         known = math.prod(inputs.shape[i] or 1 for i in self._reduction_axes)
-        if (mask is None and known > 1) or keras.backend.backend() != "tensorflow":
-            return count
-        import tensorflow as tf
+        if (mask is None and known > 1) or (
+            keras.backend.backend() != "tensorflow"
+        ):
+            return None
+        from bn_zoo.layers import refusal
 
-        check = tf.debugging.assert_greater(
-            count, 1.0, message=_single_value_message(self.name, inputs.shape)
+        return refusal.assert_more_than_one(
+            count, _single_value_message(self.name, inputs.shape)
         )
-        with tf.control_dependencies([check]):
-            return tf.identity(count)
 
     # --------------------------------------------------------- inference map
     def inference_affine(self):
@@ -546,31 +636,28 @@ def _to_float32(x):
     return x
 
 
-def _expand_to(vector, axis, rank):
-    shape = [1] * rank
-    shape[axis] = -1
-    return ops.reshape(vector, shape)
+def _flag(statistics):
+    return 1.0 if statistics == "population" else 0.0
 
 
-def _replica_context():
-    """The tf.distribute replica context when there is more than one replica."""
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return None
-    return _ReplicaSum(context)
-
-
-class _ReplicaSum:
-    """Sum across replicas with a differentiable all-reduce."""
-
-    def __init__(self, context):
-        self._context = context
-
-    def all_reduce(self, values):
+def _statistics_of(flag):
+    """The statistics `use_population_statistics` names, or None inside a
+    trace, where the variable has no value to read."""
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return self._context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+        if not tf.executing_eagerly():
+            return None
+    try:
+        value = float(ops.convert_to_numpy(flag))
+    except Exception:  # a traced value on another backend
+        return None
+    return "population" if value > 0.5 else "moving"
+
+
+def _after(check, tensors):
+    """`tensors`, each made to wait for the assertion `check`."""
+    import tensorflow as tf
+
+    with tf.control_dependencies([check]):
+        return [tf.identity(t) for t in tensors]

@@ -254,6 +254,17 @@ def _layer_names(model):
     return names
 
 
+def _is_statistics_choice(path, shape, expected):
+    """Whether `path` is a bn_zoo BN layer's `use_population_statistics`: the
+    scalar last variable of a "batch_normalization*" group. Files written
+    before it existed lack it, and the layer then keeps its configured choice."""
+    group, _, index = path.rpartition("/vars/")
+    if shape != () or not group.rpartition("/")[2].startswith("batch_normalization"):
+        return False
+    indices = [int(p.rpartition("/")[2]) for p in expected if p.startswith(group + "/vars/")]
+    return index.isdigit() and int(index) == max(indices)
+
+
 def _structure_problems(expected, found, allow_unused_layers, layer_names):
     def where(path):
         name = layer_names.get(_layer_of(path))
@@ -262,7 +273,8 @@ def _structure_problems(expected, found, allow_unused_layers, layer_names):
     problems = []
     for path, shape in sorted(expected.items()):
         if path not in found:
-            problems.append(f"missing from the file: {where(path)}, shape {shape}")
+            if not _is_statistics_choice(path, shape, expected):
+                problems.append(f"missing from the file: {where(path)}, shape {shape}")
         elif found[path] != shape:
             problems.append(
                 f"shape mismatch at {where(path)}: model {shape}, file {found[path]}"
@@ -278,16 +290,20 @@ def _structure_problems(expected, found, allow_unused_layers, layer_names):
 def load_into(model, model_name, weights, include_top, batch_norm_kwargs=None):
     """Loads `weights` (a path or a registered name) into a fresh `model`.
 
-    Registered weights that name their `inference_statistics` switch every BN
-    layer to it, unless `batch_norm_kwargs` already chose.
+    BN layers then use, in this order of precedence: the
+    `inference_statistics` of `batch_norm_kwargs`, the one registered weights
+    name, the one the file carries (files written before bn_zoo saved the
+    choice carry none, and the layers keep their configured one).
     """
     if weights is None:
         return
     entry = registered_weights(model_name).get(weights) if isinstance(weights, str) else None
     path = fetch(model_name, weights) if entry else os.fspath(weights)
     load_weights(model, path, allow_unused_layers=not include_top)
-    chosen = "inference_statistics" in (batch_norm_kwargs or {})
-    if entry and entry.inference_statistics and not chosen:
+    chosen = (batch_norm_kwargs or {}).get("inference_statistics")
+    if chosen is None and entry is not None:
+        chosen = entry.inference_statistics
+    if chosen is not None:
         from bn_zoo.population import set_inference_statistics
 
-        set_inference_statistics(model, entry.inference_statistics)
+        set_inference_statistics(model, chosen)

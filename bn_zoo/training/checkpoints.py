@@ -26,6 +26,26 @@ def latest_step(directory):
     return None if path is None else int(path.rsplit("-", 1)[1])
 
 
+def restore(checkpoint, path, model, expect_partial=False):
+    """Restores `path` into `checkpoint`, insisting that every object matched.
+
+    Checkpoints written before BN layers saved their choice of inference
+    statistics (`use_population_statistics`) lack that one variable: they
+    restore everything else, and the layers keep their configured choice.
+    """
+    status = checkpoint.restore(path)
+    if expect_partial:
+        status.expect_partial()
+    saved = (name for name, _ in tf.train.list_variables(path))
+    written_before_the_choice = population.batch_normalization_layers(model) and not any(
+        "use_population_statistics" in name for name in saved
+    )
+    if written_before_the_choice:
+        status.expect_partial().assert_nontrivial_match()
+    else:
+        status.assert_existing_objects_matched()
+
+
 class Checkpointer:
     """Saves and restores a run's state in `workdir/checkpoints`.
 
@@ -36,6 +56,7 @@ class Checkpointer:
 
     def __init__(self, workdir, strategy, max_to_keep, **objects):
         self.checkpoint = tf.train.Checkpoint(**objects)
+        self._model = objects["model"]
         self.directory = workdir.checkpoints
         task_type, task_id = strategy_lib.task(strategy)
         self._scratch = None
@@ -51,7 +72,7 @@ class Checkpointer:
         """Restores the newest checkpoint; returns its path or None."""
         path = tf.train.latest_checkpoint(self.directory)
         if path is not None:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            restore(self.checkpoint, path, self._model)
         return path
 
     def save(self, step):
@@ -93,7 +114,7 @@ def restore_model(workdir, classifier_activation="softmax"):
     config = config_lib.resolve(saved)
     config.synchronized_batch_norm = False  # Inference needs no cross-replica statistics.
     model = modeling.create_model(config, classifier_activation=classifier_activation)
-    tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
+    restore(tf.train.Checkpoint(model=model), path, model, expect_partial=True)
     final = workdir_lib.read_json(wd.file(workdir_lib.FINAL_FILE)) or {}
     if final.get("step") == latest_step(wd.checkpoints) and final.get(
         "inference_statistics") == "population":

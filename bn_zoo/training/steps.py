@@ -83,8 +83,15 @@ class Steps:
             for _ in tf.range(num_steps):
                 strategy.run(step_fn, args=next(iterator))
 
+        # Evaluation reads the BN layers' inference statistics at run time, so
+        # this one trace serves the moving and the population statistics.
+        @tf.function
+        def eval_loop(dataset):
+            for batch in dataset:
+                strategy.run(self._eval_step, args=batch)
+
         self.train_loop = train_loop
-        self.reset_eval_function()
+        self._eval_loop = eval_loop
 
     def _train_step(self, images, labels):
         config = self.config
@@ -135,17 +142,6 @@ class Steps:
             count=tf.reduce_sum(weights),
         )
 
-    def reset_eval_function(self):
-        """Traces evaluation anew: needed after the BN layers switch to other
-        inference statistics, which the trace has baked in."""
-        strategy = self.strategy
-
-        @tf.function
-        def eval_loop(dataset):
-            for batch in dataset:
-                strategy.run(self._eval_step, args=batch)
-
-        self._eval_loop = eval_loop
 
     def evaluate(self, dataset):
         """Loss, top-1 and top-5 accuracy over a distributed eval dataset."""

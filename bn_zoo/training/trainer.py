@@ -31,7 +31,7 @@ from bn_zoo.training import config as config_lib
 from bn_zoo.training import inputs, modeling, optimizers, steps, summaries
 from bn_zoo.training import strategy as strategy_lib
 from bn_zoo.training import workdir as workdir_lib
-from bn_zoo.training.errors import NonFiniteLossError, WorkdirError
+from bn_zoo.training.errors import ConfigError, NonFiniteLossError, WorkdirError
 
 BASE_COLUMNS = ("step", "train_loss", "train_accuracy", "eval_loss", "eval_accuracy",
                 "eval_top5_accuracy", "learning_rate")
@@ -104,6 +104,7 @@ class _Run:
             data.eval_dataset_fn(config.eval_batch_size)
         )
         self.has_bn = bool(population.batch_normalization_layers(self.model))
+        _check_values_per_channel(self.model, config, strategy)
 
     # ------------------------------------------------------------ helpers
     def _columns(self):
@@ -218,7 +219,6 @@ class _Run:
                 self.data.population_dataset(config.global_batch_size, config.seed),
                 config.population_batches,
             )
-            self.steps.reset_eval_function()
             result = self.steps.evaluate(self.eval_dataset)
             final.update({
                 "eval_accuracy_moving": final["eval_accuracy"],
@@ -238,6 +238,26 @@ class _Run:
         if self.workdir.chief:
             workdir_lib.write_json(self.workdir.file(workdir_lib.FINAL_FILE), final)
         return final
+
+
+def _check_values_per_channel(model, config, strategy):
+    """Refuses, before anything is written, a per-replica batch that gives a
+    BN layer m' <= 1 values per channel (Algorithm 1 needs a variance)."""
+    per_replica = config.global_batch_size // strategy.num_replicas_in_sync
+    if config.synchronized_batch_norm:
+        per_replica = config.global_batch_size
+    for layer in population.batch_normalization_layers(model):
+        shape = layer.input.shape
+        axis = layer.axis % len(shape)
+        values = per_replica * math.prod(d for i, d in enumerate(shape[1:], 1) if i != axis)
+        if values <= 1:
+            raise ConfigError(
+                f"config.global_batch_size={config.global_batch_size} gives BN layer "
+                f"{layer.name!r} (input {tuple(shape)}) m' = {values} value per channel "
+                f"on each of {strategy.num_replicas_in_sync} replica(s); training needs "
+                "at least 2. Use a global batch of at least "
+                f"{2 * strategy.num_replicas_in_sync}."
+            )
 
 
 def train(config, workdir):
