@@ -28,41 +28,46 @@ import keras
 from keras import ops
 
 
-SHIFT_CANDIDATES = 5
-
-
 def channel_shift(x, channel_axis, mask=None):
     """One value of each channel of `x`, shape `(C,)`, dtype of `x`: the shift s.
 
     Without a mask, the median of the first values (index 0 of every axis but
-    the batch and channel axes) of the first `SHIFT_CANDIDATES` examples: a
-    value of the channel itself, so a constant channel shifts to exactly 0,
-    and not an outlier unless most candidates are. With a mask (one dimension
-    less than `x`), the first unmasked value. An empty batch gives zeros. No
-    gradient flows through it.
+    the batch and channel axes) of the first three examples: a value of the
+    channel itself, so a constant channel shifts to exactly 0, and never a
+    lone outlier among the three. Fewer examples give the first one's value,
+    an empty batch zeros. With a mask (one dimension less than `x`), the
+    first unmasked value. No gradient flows through it.
     """
     rank = len(x.shape)
     if mask is None:
         first = tuple(
-            slice(None) if i == channel_axis else slice(0, SHIFT_CANDIDATES) if i == 0 else 0
+            slice(None) if i == channel_axis else slice(0, 3) if i == 0 else 0
             for i in range(rank)
         )
-        candidates = ops.sort(x[first], axis=0)  # (k, C), k <= SHIFT_CANDIDATES
+        candidates = x[first]  # (k, C), k <= 3
         k = candidates.shape[0]
-        if k is not None:
-            shift = candidates[(k - 1) // 2] if k else ops.zeros(candidates.shape[1:], x.dtype)
+        if k == 3:
+            shift = _median_of_three(*ops.unstack(candidates, num=3, axis=0))
+        elif k is not None:
+            shift = candidates[0] if k else ops.zeros(candidates.shape[1:], x.dtype)
         else:
-            # A dynamic batch may be empty: pick the median row by a one-hot
-            # sum, which gives zeros for no rows where indexing would fail.
+            # A dynamic batch may hold fewer than three examples, or none: a
+            # sum over a one-row slice is that row, over no row zeros.
             k = ops.shape(candidates)[0]
-            pick = ops.one_hot(ops.maximum(k - 1, 0) // 2, k, dtype=x.dtype)
-            shift = ops.sum(candidates * pick[:, None], axis=0)
+            rows = [ops.sum(candidates[i : i + 1], axis=0) for i in range(3)]
+            second = ops.where(k > 1, rows[1], rows[0])
+            third = ops.where(k > 2, rows[2], rows[0])
+            shift = _median_of_three(rows[0], second, third)
     else:
         flat_mask = ops.reshape(ops.cast(mask, "float32"), (-1,))
         first = ops.one_hot(ops.argmax(flat_mask), ops.shape(flat_mask)[0])
         rows = ops.reshape(ops.moveaxis(x, channel_axis, -1), (-1, x.shape[channel_axis]))
         shift = ops.matmul(ops.cast(first, x.dtype)[None, :], rows)[0]
     return ops.stop_gradient(shift)
+
+
+def _median_of_three(a, b, c):
+    return ops.maximum(ops.minimum(a, b), ops.minimum(ops.maximum(a, b), c))
 
 
 def expand(vector, channel_axis, rank):
