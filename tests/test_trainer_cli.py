@@ -85,3 +85,20 @@ def test_missing_data_in_a_new_workdir_creates_nothing(tmp_path):
     with pytest.raises(DataNotFoundError, match="--data_dir=DIR .*TFDS_DATA_DIR"):
         training.train(config, str(tmp_path / "run"))
     assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("strategy,batch", [("default", 1), ("mirrored", 2)])
+def test_a_batch_giving_bn_one_value_per_channel_is_refused_before_anything(
+    tmp_path, strategy, batch
+):
+    # bn_mlp's BN layers see (batch, 100): one example per replica gives m' = 1.
+    from bn_zoo import training
+    from bn_zoo.training.errors import ConfigError
+    from configs import mnist_bn_mlp
+
+    config = mnist_bn_mlp.get_config()
+    config.strategy = strategy
+    config.global_batch_size = batch
+    with pytest.raises(ConfigError, match="m' = 1 value per channel.*at least"):
+        training.train(config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
