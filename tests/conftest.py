@@ -37,3 +37,18 @@ def mirrored_strategy():
     if len(devices) < NUM_LOGICAL_CPUS:
         pytest.fail(f"conftest.py should make {NUM_LOGICAL_CPUS} logical CPUs: {devices}")
     return tf.distribute.MirroredStrategy(devices[:NUM_LOGICAL_CPUS])
+
+
+@pytest.fixture
+def policy(request):
+    """Sets the global dtype policy named by the `policy` parameter
+    (`@pytest.mark.parametrize("policy", [...], indirect=True)`), and restores
+    the previous one afterwards."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(request.param)
+    try:
+        yield request.param
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

@@ -17,16 +17,7 @@ def as_float32(y):
     return np.asarray(keras.ops.cast(y, "float32"))
 
 
-@pytest.fixture(params=sorted(POLICIES))
-def policy(request):
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(request.param)
-    try:
-        yield request.param
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
+@pytest.mark.parametrize("policy", sorted(POLICIES), indirect=True)
 @pytest.mark.parametrize(
     "shape,axis", [((4, 3, 3, 5), -1), ((4, 5, 3, 3), 1), ((8, 5), -1), ((4, 5, 6), 1)]
 )

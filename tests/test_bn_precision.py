@@ -94,18 +94,6 @@ CONSTANT = 5  # the index of the constant channel
 
 
 # ------------------------------------------------------------------ helpers
-@pytest.fixture
-def policy(request):
-    """Sets the global dtype policy named by the (indirect) `policy`
-    parameter, and restores the previous one afterwards."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(request.param)
-    try:
-        yield request.param
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 @pytest.fixture(scope="module")
 def strategy(mirrored_strategy):
     assert mirrored_strategy.num_replicas_in_sync == REPLICAS

@@ -39,10 +39,9 @@ def _orders_every_later_resource_access(op, reads, writes):
     return len(writes) != size
 
 
-try:  # pragma: no branch
+try:
     from tensorflow.python.framework import auto_control_deps as _acd
 
     _acd.register_acd_resource_resolver(_orders_every_later_resource_access)
-    ORDERS_ALL_VARIABLE_ACCESS = True
 except (ImportError, AttributeError):  # a TensorFlow without the registry
-    ORDERS_ALL_VARIABLE_ACCESS = False
+    pass
