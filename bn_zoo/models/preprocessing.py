@@ -5,7 +5,11 @@ Each registered model names its mode in `model_info(name).preprocessing`:
 - `"mnist"`: pixel values in [0, 255] to [0, 1] (x / 255), for the MLPs of
   Section 4.1.
 - `"inception"`: pixel values in [0, 255] to [-1, 1] (x / 127.5 - 1), the
-  scaling of the TensorFlow Inception models, for the networks of Section 4.2.
+  scaling of the TensorFlow Inception models, for the networks of Section 4.2
+  and TF-slim's `inception_v2` weights.
+- `"caffe_bn_inception"`: RGB pixel values in [0, 255] to BGR minus the
+  per-channel means (104, 117, 128), as the Caffe BN-Inception release and its
+  PyTorch port (`bninception` of the pretrained-models package) expect.
 
 `preprocess_input` is built from `keras.ops` only, so it works eagerly, inside
 a `tf.data` map, a `tf.function` or a Keras layer.
@@ -13,7 +17,9 @@ a `tf.data` map, a `tf.function` or a Keras layer.
 
 from keras import ops
 
-PREPROCESSING_MODES = ("mnist", "inception")
+PREPROCESSING_MODES = ("mnist", "inception", "caffe_bn_inception")
+# BGR means of the Caffe BN-Inception release (pretrained-models' settings).
+CAFFE_BGR_MEANS = (104.0, 117.0, 128.0)
 
 
 def preprocess_input(images, mode):
@@ -21,9 +27,11 @@ def preprocess_input(images, mode):
 
     Args:
         images: A tensor or array of pixel values in [0, 255], of any shape
-            and any integer or floating dtype.
-        mode: `"mnist"` (x / 255, range [0, 1]) or `"inception"`
-            (x / 127.5 - 1, range [-1, 1]).
+            and any integer or floating dtype; RGB channels last for the
+            image modes.
+        mode: `"mnist"` (x / 255, range [0, 1]), `"inception"`
+            (x / 127.5 - 1, range [-1, 1]) or `"caffe_bn_inception"` (BGR
+            order, minus the means 104, 117, 128).
 
     Returns:
         A float tensor (float32 unless `images` is already floating) of the
@@ -39,4 +47,6 @@ def preprocess_input(images, mode):
         x = ops.cast(x, "float32")
     if mode == "mnist":
         return x / 255.0
+    if mode == "caffe_bn_inception":
+        return ops.flip(x, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEANS, x.dtype)
     return x / 127.5 - 1.0

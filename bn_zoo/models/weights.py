@@ -47,6 +47,8 @@ class RegisteredWeights:
             the weights are served with, unless the caller chooses with
             `batch_norm_kwargs={"inference_statistics": ...}`; None leaves the
             layers' own choice.
+        preprocessing: The `preprocess_input` mode the weights expect; None
+            means the model's (`model_info(name).preprocessing`).
     """
 
     file_name: str
@@ -55,6 +57,7 @@ class RegisteredWeights:
     classes: int
     description: str = ""
     inference_statistics: str = None
+    preprocessing: str = None
 
 
 def shipped(file_name, sha256, classes, description="", inference_statistics=None):
@@ -94,6 +97,23 @@ WEIGHTS = {
 def registered_weights(model_name):
     """The weights registered for `model_name`, as {weights name: entry}."""
     return {w: entry for (m, w), entry in WEIGHTS.items() if m == model_name}
+
+
+def preprocessing_of(model_name, weights_name=None):
+    """The `preprocess_input` mode for `model_name` with the registered
+    weights `weights_name` (or the model's own mode when None)."""
+    from bn_zoo.models import registry
+
+    info = registry.model_info(model_name)
+    if weights_name is None:
+        return info.preprocessing
+    if weights_name not in info.weights:
+        names = sorted(info.weights) or "none registered"
+        raise ValueError(
+            f"Unknown weights {weights_name!r} for model {model_name!r}; "
+            f"registered: {names}."
+        )
+    return info.weights[weights_name].preprocessing or info.preprocessing
 
 
 def validate_weights_argument(model_name, weights, include_top, classes):
