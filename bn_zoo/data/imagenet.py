@@ -307,6 +307,33 @@ def dataset_fn(config, global_batch_size, training, split=None):
     return fn
 
 
+def eval_examples(config, split=None):
+    """One deterministic pass over `split`'s records, checked but not decoded.
+
+    For evaluators that decode and crop the images themselves
+    (`bn_zoo.evaluation`). Elements are `(image_bytes, label)`: a scalar
+    string of JPEG bytes and an int32 class index in [0, num_classes) (the
+    stored label minus `label_offset`). A record that is not JPEG or whose
+    label is out of range stops the iteration with an
+    `InvalidArgumentError` naming the record.
+
+    Args:
+        config: Input config (`default_config()` fields; only the source,
+            data_dir, tfds_name, eval_split, num_classes, label_offset and
+            cycle_length fields matter).
+        split: Split to read; default `config.eval_split`.
+    """
+    s = settings(config)
+    split = split or s.eval_split
+    if s.source == "tfrecord":
+        examples = _tfrecord_examples(s, split, False, None, None, deterministic=True)
+    else:
+        examples = _tfds_examples(s, split, False, None, None)
+    offset = label_offset(s)
+    return examples.map(lambda *example: _checked(*example, s.num_classes, offset),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def _first_line(error):
     return str(getattr(error, "message", error)).strip().splitlines()[0][:200]
 

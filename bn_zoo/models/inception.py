@@ -44,6 +44,7 @@ from keras import layers
 
 from bn_zoo.layers import BatchNormalization
 from bn_zoo.models import common
+from bn_zoo.models import inception_variants as variants
 from bn_zoo.models import weights as weights_lib
 from bn_zoo.models.lrn import LocalResponseNormalization
 
@@ -90,12 +91,14 @@ MODULES = (
 class _Builder:
     """Creates the layers of one network with its variant's choices."""
 
-    def __init__(self, batch_norm, activation, bn_kwargs, depth_multiplier, seed):
+    def __init__(self, batch_norm, activation, bn_kwargs, depth_multiplier, seed,
+                 variant):
         self.batch_norm = batch_norm
         self.activation = activation
         self.bn_kwargs = bn_kwargs
         self.depth_multiplier = depth_multiplier
         self.seed = seed
+        self.variant = variant
         self._layers = 0
 
     def depth(self, filters):
@@ -107,17 +110,26 @@ class _Builder:
         seed = None if self.seed is None else self.seed + self._layers
         return keras.initializers.GlorotUniform(seed=seed)
 
-    def normalize_and_activate(self, x, name):
-        if self.batch_norm:
+    def normalize_and_activate(self, x, name, batch_norm=None):
+        if self.batch_norm if batch_norm is None else batch_norm:
             x = BatchNormalization(**self.bn_kwargs, name=f"{name}_bn")(x)
         return layers.Activation(self.activation, name=f"{name}_{self.activation}")(x)
 
+    def _padding(self, x, kernel_size, strides, name):
+        """Caffe pads stride-2 convolutions by k//2 on every side, where TF's
+        "same" pads the end more; returns (input, padding) to use."""
+        if strides == 1 or not self.variant.caffe_padding:
+            return x, "same"
+        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        return x, "valid"
+
     def conv(self, x, filters, kernel_size, name, strides=1):
+        x, padding = self._padding(x, kernel_size, strides, name)
         x = layers.Conv2D(
             self.depth(filters),
             kernel_size,
             strides=strides,
-            padding="same",
+            padding=padding,
             use_bias=not self.batch_norm,
             kernel_initializer=self.initializer(),
             name=f"{name}_conv",
@@ -128,21 +140,43 @@ class _Builder:
         filters = self.depth(filters)
         # slim's inception_v2: multiplier min(filters / channels, 8).
         multiplier = max(1, min(filters // x.shape[-1], 8))
+        batch_norm = self.batch_norm and self.variant.stem_batch_norm
+        x, padding = self._padding(x, kernel_size, strides, name)
         x = layers.SeparableConv2D(
             filters,
             kernel_size,
             strides=strides,
-            padding="same",
+            padding=padding,
             depth_multiplier=multiplier,
-            use_bias=not self.batch_norm,
+            use_bias=not batch_norm,
             depthwise_initializer=self.initializer(),
             pointwise_initializer=self.initializer(),
             name=f"{name}_conv",
         )(x)
-        return self.normalize_and_activate(x, name)
+        return self.normalize_and_activate(x, name, batch_norm)
+
+    def max_pool(self, x, strides, name):
+        """3×3 max pooling. Caffe rounds the output size up with no padding,
+        which is one extra row and column at the end: zeros are exact there
+        because every max pool here follows a ReLU or sigmoid (never < 0)."""
+        if strides == 2 and self.variant.caffe_padding:
+            x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"{name}_pad")(x)
+            return layers.MaxPooling2D(3, strides=2, padding="valid", name=name)(x)
+        return layers.MaxPooling2D(3, strides=strides, padding="same", name=name)(x)
+
+    def avg_pool(self, x, name):
+        """3×3/1 average pooling: TF averages the valid values only, Caffe
+        counts the zero padding."""
+        if self.variant.caffe_padding:
+            x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+            return layers.AveragePooling2D(3, strides=1, padding="valid", name=name)(x)
+        return layers.AveragePooling2D(3, strides=1, padding="same", name=name)(x)
 
     def module(self, x, spec):
         prefix = f"inception_{spec.name}"
+        spec = spec._replace(
+            pool_proj=self.variant.pool_proj_widths.get(spec.name, spec.pool_proj)
+        )
         branches = []
         if spec.conv_1x1:
             branches.append(self.conv(x, spec.conv_1x1, 1, f"{prefix}_1x1"))
@@ -157,8 +191,10 @@ class _Builder:
                 b, spec.double_3x3, 3, f"{prefix}_double_3x3_2", strides=spec.strides
             )
         )
-        pool = layers.MaxPooling2D if spec.pool == "max" else layers.AveragePooling2D
-        b = pool(3, strides=spec.strides, padding="same", name=f"{prefix}_pool")(x)
+        if spec.pool == "max":
+            b = self.max_pool(x, spec.strides, f"{prefix}_pool")
+        else:
+            b = self.avg_pool(x, f"{prefix}_pool")
         if spec.pool_proj:
             b = self.conv(b, spec.pool_proj, 1, f"{prefix}_pool_proj")
         branches.append(b)
@@ -183,11 +219,31 @@ def _inception(
     dropout_rate,
     lrn,
     seed,
+    variant,
+    features,
 ):
-    common.check_common_arguments(
+    entry = common.check_common_arguments(
         registry_name, include_top, weights, pooling, classes, classifier_activation
     )
+    if entry is not None:
+        _check_release_arguments(
+            registry_name, weights, entry,
+            dict(variant=variant, stem=stem, depth_multiplier=depth_multiplier,
+                 lrn=lrn, activation=activation),
+        )
+        variant = entry.model_kwargs.get("variant", variant)
+    variant = variants.get("paper" if variant is None else variant)
+    if variant.name != "paper" and not batch_norm:
+        raise ValueError(
+            f"`variant={variant.name!r}` is a BN-Inception network; "
+            f"{registry_name!r} has no BN. Use a BN model such as 'bn_inception'."
+        )
+    stem = variant.stem if stem is None else stem
+    activation = default_activation(registry_name) if activation is None else activation
     bn_kwargs = common.check_batch_norm_kwargs(batch_norm_kwargs)
+    if entry is not None:
+        _check_release_batch_norm(weights, variant, bn_kwargs)
+    bn_kwargs = {**variant.batch_norm, **bn_kwargs}
     if isinstance(depth_multiplier, bool) or not depth_multiplier > 0:
         raise ValueError(
             f"`depth_multiplier` must be > 0 (1.0 is the paper's network). "
@@ -209,24 +265,27 @@ def _inception(
         )
     if not isinstance(lrn, bool):
         raise TypeError(f"`lrn` must be True or False. Received: lrn={lrn!r}")
+    feature_names = _check_features(features, variant, include_top, pooling)
     input_shape = common.image_input_shape(
         input_shape, input_tensor, DEFAULT_SIZE, MIN_SIZE, include_top
     )
+    if variant.caffe_padding:
+        _check_caffe_size(input_shape)
     img_input, inputs = common.model_input(input_tensor, input_shape)
 
-    build = _Builder(batch_norm, activation, bn_kwargs, depth_multiplier, seed)
+    build = _Builder(batch_norm, activation, bn_kwargs, depth_multiplier, seed, variant)
     if stem == "separable":
         x = build.separable_conv(img_input, 64, 7, "conv1", strides=2)
     else:
         x = build.conv(img_input, 64, 7, "conv1", strides=2)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
+    x = build.max_pool(x, 2, "pool1_pool")
     if lrn:
         x = LocalResponseNormalization(name="pool1_lrn")(x)
     x = build.conv(x, 64, 1, "conv2_reduce")
     x = build.conv(x, 192, 3, "conv2")
     if lrn:
         x = LocalResponseNormalization(name="conv2_lrn")(x)
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2_pool")(x)
+    x = build.max_pool(x, 2, "pool2_pool")
     for spec in MODULES:
         x = build.module(x, spec)
 
@@ -247,9 +306,81 @@ def _inception(
 
     model = keras.Model(inputs, x, name=name)
     weights_lib.load_into(
-        model, registry_name, weights, include_top, batch_norm_kwargs
+        model, registry_name, weights, include_top, batch_norm_kwargs, classes
     )
+    if feature_names:
+        points = variants.end_points(variant.name)
+        outputs = {n: model.get_layer(points[n]).output for n in feature_names}
+        model = keras.Model(inputs, outputs, name=name)
     return model
+
+
+def _check_release_arguments(registry_name, weights, entry, given):
+    """Refuses arguments that build another network than `weights` fit."""
+    for key, needed in entry.model_kwargs.items():
+        value = given.get(key)
+        if value is not None and value != needed:
+            raise ValueError(
+                f"The weights {weights!r} of {registry_name!r} fit the network "
+                f"built with {key}={needed!r}. Received: {key}={value!r}. Leave "
+                f"`{key}` unset to load them, or use weights=None to build the "
+                "other network."
+            )
+
+
+def _check_release_batch_norm(weights, variant, bn_kwargs):
+    for key, needed in variant.batch_norm.items():
+        if key in bn_kwargs and bn_kwargs[key] != needed:
+            raise ValueError(
+                f"The weights {weights!r} need BN {key}={needed!r} (the "
+                f"{variant.name!r} variant). Received: batch_norm_kwargs="
+                f"{{{key!r}: {bn_kwargs[key]!r}}}. Leave `{key}` out of "
+                "batch_norm_kwargs."
+            )
+
+
+def _check_features(features, variant, include_top, pooling):
+    """The end-point names `features` asks for (a tuple; empty for None)."""
+    if features is None:
+        return ()
+    points = variants.end_points(variant.name)
+    if features == "pyramid":
+        return variants.PYRAMID[variant.name]
+    if isinstance(features, str) or not all(isinstance(f, str) for f in features):
+        raise TypeError(
+            "`features` must be None, 'pyramid' or a list of end-point names, "
+            f"e.g. {list(variants.PYRAMID[variant.name])}. Received: {features!r}"
+        )
+    unknown = [f for f in features if f not in points]
+    if unknown or not features:
+        raise ValueError(
+            f"Unknown end points {unknown} for variant {variant.name!r}; it has "
+            f"{list(points)}."
+        )
+    if include_top or pooling is not None:
+        raise ValueError(
+            "`features` returns block outputs, not the classifier: pass "
+            "include_top=False and pooling=None with it."
+        )
+    return tuple(features)
+
+
+def _check_caffe_size(input_shape):
+    """Caffe's stride-2 modules (3c, 4e) concatenate a padded convolution
+    (n + 1) // 2 wide and a ceil-mode pool (n - 1) // 2 wide, which agree
+    only on even sides: the sides must reach 3c and 4e even."""
+    for side in input_shape[:2]:
+        if side is None:
+            continue
+        n = (side - 1) // 2 + 1  # conv1: 7×7/2, padding 3
+        n = (n - 2) // 2 + 1  # pool1: 3×3/2, ceil mode
+        n = (n - 2) // 2 + 1  # pool2
+        if n % 2 or (n // 2) % 2:
+            raise ValueError(
+                f"The Caffe BN-Inception cannot take a side of {side}: its "
+                "modules 3c and 4e need even sides at their inputs (a side of "
+                f"{side} gives {n} at 3c). Use a multiple of 32, e.g. 224."
+            )
 
 
 def _recipe(registry_name):
@@ -258,7 +389,11 @@ def _recipe(registry_name):
     return registry.model_info(registry_name).recipe
 
 
-def _variant(function_name, registry_name, batch_norm, default_activation, summary):
+def default_activation(registry_name):
+    return "sigmoid" if registry_name == "bn_x5_sigmoid" else "relu"
+
+
+def _factory(function_name, registry_name, batch_norm, summary):
     def factory(
         include_top=True,
         weights=None,
@@ -270,19 +405,19 @@ def _variant(function_name, registry_name, batch_norm, default_activation, summa
         name=registry_name,
         batch_norm_kwargs=None,
         depth_multiplier=1.0,
-        stem="separable",
+        stem=None,
         dropout_rate=None,
         lrn=None,
         seed=None,
         activation=None,
+        variant=None,
+        features=None,
     ):
         return _inception(
-            registry_name, batch_norm,
-            default_activation if activation is None else activation,
-            include_top, weights,
+            registry_name, batch_norm, activation, include_top, weights,
             input_tensor, input_shape, pooling, classes, classifier_activation,
             name, batch_norm_kwargs, depth_multiplier, stem, dropout_rate, lrn,
-            seed,
+            seed, variant, features,
         )
 
     factory.__doc__ = summary + _ARGS_DOC
@@ -311,7 +446,8 @@ _ARGS_DOC = """
         depth_multiplier: Scales every convolution's filters (at least 16
             each, as slim); 1.0 is the paper's network.
         stem: "separable" (the paper's 7×7 separable convolution, depth
-            multiplier 8) or "conv" (a plain 7×7 convolution).
+            multiplier 8) or "conv" (a plain 7×7 convolution); None takes
+            the variant's.
         dropout_rate: Dropout before the classifier; None takes the recipe's
             (`bn_zoo.model_info(name).recipe["dropout_rate"]`).
         lrn: Whether to use local response normalization; None takes the
@@ -320,37 +456,48 @@ _ARGS_DOC = """
         activation: "relu" or "sigmoid" after every convolution; None takes
             the variant's (e.g. Inception with "sigmoid" is the network
             without BN that Section 4.2.2 says never trains).
+        variant: "paper" (Figure 5), "slim" (TF-slim's inception_v2) or
+            "caffe" (the Caffe BN-Inception); see
+            `bn_zoo.models.inception_variants`. None: the registered
+            weights' variant, else "paper". Registered weights fix the
+            variant, stem and width, and refuse other values.
+        features: None for the usual model; "pyramid" or a list of end-point
+            names (`inception_variants.end_points(variant)`) for a model
+            whose output is {name: block output}, with include_top=False.
+            "pyramid" is the outputs at strides 8, 16 and 32 (slim:
+            Mixed_3c, Mixed_4e, Mixed_5c; Caffe: inception_3b_output,
+            inception_4d_output, inception_5b_output).
 
     Returns:
         A `keras.Model`.
 """
 
-Inception = _variant(
-    "Inception", "inception", False, "relu",
+Inception = _factory(
+    "Inception", "inception", False,
     "The Inception baseline (Figure 5 without BN): conv biases, ReLU, LRN as in "
     "GoogLeNet, dropout 0.4.",
 )
-BNBaseline = _variant(
-    "BNBaseline", "bn_baseline", True, "relu",
+BNBaseline = _factory(
+    "BNBaseline", "bn_baseline", True,
     "BN-Baseline: Inception with BN before every nonlinearity and no conv "
     "biases, nothing else changed (LRN and dropout 0.4 stay).",
 )
-BNInception = _variant(
-    "BNInception", "bn_inception", True, "relu",
+BNInception = _factory(
+    "BNInception", "bn_inception", True,
     "BN-Inception: BN before every nonlinearity, no LRN, no dropout "
     "(Section 4.2.1).",
 )
-BNx5 = _variant(
-    "BNx5", "bn_x5", True, "relu",
+BNx5 = _factory(
+    "BNx5", "bn_x5", True,
     "BN-x5: the BN-Inception network, registered with the 5x learning rate "
     "recipe.",
 )
-BNx30 = _variant(
-    "BNx30", "bn_x30", True, "relu",
+BNx30 = _factory(
+    "BNx30", "bn_x30", True,
     "BN-x30: the BN-Inception network, registered with the 30x learning rate "
     "recipe.",
 )
-BNx5Sigmoid = _variant(
-    "BNx5Sigmoid", "bn_x5_sigmoid", True, "sigmoid",
+BNx5Sigmoid = _factory(
+    "BNx5Sigmoid", "bn_x5_sigmoid", True,
     "BN-x5-Sigmoid: BN-x5 with sigmoid instead of ReLU.",
 )

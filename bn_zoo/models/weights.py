@@ -49,6 +49,18 @@ class RegisteredWeights:
             layers' own choice.
         preprocessing: The `preprocess_input` mode the weights expect; None
             means the model's (`model_info(name).preprocessing`).
+        model_kwargs: Factory arguments the weights need (e.g. the
+            architecture variant); arguments that differ are refused.
+        release: None for a ready `.weights.h5` file; "slim" or
+            "caffe_torch" for a public release converted on first use
+            (`bn_zoo.convert`), whose `sha256` is then None.
+        release_classes: Classes of the release's own classifier when it
+            differs from `classes` (slim's 1001, class 0 = background), also
+            accepted as `classes` with include_top=True.
+        source: Who released the weights, and under what license.
+        reported_accuracy: The release's own ImageNet validation figures,
+            {"top1": fraction, "top5": fraction, "protocol": text}.
+        verified: What bn_zoo checked about the conversion, and how.
     """
 
     file_name: str
@@ -58,6 +70,17 @@ class RegisteredWeights:
     description: str = ""
     inference_statistics: str = None
     preprocessing: str = None
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+    release: str = None
+    release_classes: int = None
+    source: str = ""
+    reported_accuracy: dict = dataclasses.field(default_factory=dict)
+    verified: str = ""
+
+    @property
+    def accepted_classes(self):
+        """The class counts `include_top=True` may use with these weights."""
+        return tuple(c for c in (self.classes, self.release_classes) if c is not None)
 
 
 def shipped(file_name, sha256, classes, description="", inference_statistics=None):
@@ -94,6 +117,50 @@ WEIGHTS = {
 }
 
 
+_BN_INCEPTION_RELEASE = {"depth_multiplier": 1.0, "lrn": False, "activation": "relu"}
+_RELEASE_CHECK = (
+    "tests/test_convert_{}.py: every variable of the reference network ({}) set "
+    "to random values, moving statistics and biases included, saved in the "
+    "release's format, converted; logits and every block output agree to 1e-4 "
+    "relative on random images"
+)
+
+WEIGHTS[("bn_inception", "imagenet")] = RegisteredWeights(
+    file_name="inception_v2_2016_08_28.tar.gz",
+    origin="http://download.tensorflow.org/models/inception_v2_2016_08_28.tar.gz",
+    sha256=None,
+    classes=1000,
+    release_classes=1001,
+    release="slim",
+    preprocessing="inception",
+    model_kwargs=dict(_BN_INCEPTION_RELEASE, variant="slim", stem="separable"),
+    description="TF-slim's inception_v2 (BN-Inception), trained by Google on "
+    "ImageNet; converted from `inception_v2.ckpt`. classes=1000 drops slim's "
+    "background class 0, classes=1001 keeps it.",
+    source="TF-slim image classification models (github.com/tensorflow/models, "
+    "research/slim), Apache License 2.0",
+    reported_accuracy={"top1": 0.739, "top5": 0.918, "protocol": "single central crop"},
+    verified=_RELEASE_CHECK.format("slim", "tf_slim's nets.inception_v2"),
+)
+WEIGHTS[("bn_inception", "imagenet_caffe")] = RegisteredWeights(
+    file_name="bn_inception-52deb4733.pth",
+    origin="http://data.lip6.fr/cadene/pretrainedmodels/bn_inception-52deb4733.pth",
+    sha256=None,
+    classes=1000,
+    release="caffe_torch",
+    preprocessing="caffe_bn_inception",
+    model_kwargs=dict(_BN_INCEPTION_RELEASE, variant="caffe", stem="conv"),
+    description="The Caffe BN-Inception (Xiong et al., for Temporal Segment "
+    "Networks) in the PyTorch port of the pretrained-models package; conv "
+    "biases folded into the BN means.",
+    source="Cadene's pretrained-models.pytorch (BSD 3-Clause) porting Yuanjun "
+    "Xiong's Caffe BN-Inception; the weights file states no license of its own",
+    reported_accuracy={"top1": 0.73524, "top5": 0.91562,
+                       "protocol": "single crop 224 of the image resized to 256"},
+    verified=_RELEASE_CHECK.format("caffe_torch", "pretrained-models' bninception module"),
+)
+
+
 def registered_weights(model_name):
     """The weights registered for `model_name`, as {weights name: entry}."""
     return {w: entry for (m, w), entry in WEIGHTS.items() if m == model_name}
@@ -127,11 +194,12 @@ def validate_weights_argument(model_name, weights, include_top, classes):
     known = registered_weights(model_name)
     if isinstance(weights, str) and weights in known:
         entry = known[weights]
-        if include_top and classes != entry.classes:
+        if include_top and classes not in entry.accepted_classes:
+            accepted = " or ".join(str(c) for c in entry.accepted_classes)
             raise ValueError(
                 f"The registered weights {weights!r} of {model_name!r} have a "
                 f"{entry.classes}-way classifier, so with `include_top=True` "
-                f"`classes` must be {entry.classes}. Received: classes={classes}. "
+                f"`classes` must be {accepted}. Received: classes={classes}. "
                 "Use include_top=False to put your own classifier on top."
             )
         return entry
@@ -307,8 +375,13 @@ def _structure_problems(expected, found, allow_unused_layers, layer_names):
     return problems
 
 
-def load_into(model, model_name, weights, include_top, batch_norm_kwargs=None):
+def load_into(model, model_name, weights, include_top, batch_norm_kwargs=None,
+              classes=None):
     """Loads `weights` (a path or a registered name) into a fresh `model`.
+
+    Registered releases (`entry.release`) are converted on first use and
+    cached (`bn_zoo.convert.releases`); `classes` picks the classifier to
+    convert (with include_top=False, the registered one).
 
     BN layers then use, in this order of precedence: the
     `inference_statistics` of `batch_norm_kwargs`, the one registered weights
@@ -318,7 +391,16 @@ def load_into(model, model_name, weights, include_top, batch_norm_kwargs=None):
     if weights is None:
         return
     entry = registered_weights(model_name).get(weights) if isinstance(weights, str) else None
-    path = fetch(model_name, weights) if entry else os.fspath(weights)
+    if entry is not None and entry.release is not None:
+        from bn_zoo.convert import releases
+
+        path = releases.fetch_converted(
+            model_name, weights, classes if include_top else entry.classes
+        )
+    elif entry is not None:
+        path = fetch(model_name, weights)
+    else:
+        path = os.fspath(weights)
     load_weights(model, path, allow_unused_layers=not include_top)
     chosen = (batch_norm_kwargs or {}).get("inference_statistics")
     if chosen is None and entry is not None:
