@@ -78,18 +78,26 @@ def fetch_release(model_name, weights_name):
     )
 
 
-def fetch_converted(model_name, weights_name, classes):
+def fetch_converted(model_name, weights_name, classes=None):
     """Path of the converted `.weights.h5` of a registered release (see the
     module docstring); converts on first use.
+
+    `classes=None` is for a model without the classifier: any converted file
+    in the cache serves, else the registered class count is converted.
 
     Raises:
         ValueError: (a `ConversionError`) the release failed verification or
             conversion; the download was deleted.
     """
+    entry = weights_lib.registered_weights(model_name)[weights_name]
+    if classes is None:
+        for accepted in entry.accepted_classes:
+            if os.path.isfile(converted_path(model_name, weights_name, accepted)):
+                return converted_path(model_name, weights_name, accepted)
+        classes = entry.classes
     target = converted_path(model_name, weights_name, classes)
     if os.path.isfile(target):
         return target
-    entry = weights_lib.registered_weights(model_name)[weights_name]
     release = fetch_release(model_name, weights_name)
     try:
         verify_hash_prefix(release)

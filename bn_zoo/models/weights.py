@@ -394,9 +394,7 @@ def load_into(model, model_name, weights, include_top, batch_norm_kwargs=None,
     if entry is not None and entry.release is not None:
         from bn_zoo.convert import releases
 
-        path = releases.fetch_converted(
-            model_name, weights, classes if include_top else entry.classes
-        )
+        path = releases.fetch_converted(model_name, weights, classes if include_top else None)
     elif entry is not None:
         path = fetch(model_name, weights)
     else:

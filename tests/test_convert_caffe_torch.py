@@ -1,0 +1,134 @@
+"""The Caffe BN-Inception's PyTorch state dict -> bn_inception(variant="caffe"),
+verified against the pretrained-models package's own `bninception` module
+(tests/release_references.py): a random state dict saved as the release is,
+converted, and the stem, every inception block and the logits compared on the
+same random images."""
+
+import dataclasses
+import os
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import bn_zoo
+from bn_zoo import convert
+from bn_zoo.models import inception_variants, preprocess_input
+from bn_zoo.models import weights as weights_lib
+from release_references import assert_close, caffe_release
+
+# The reference's classifier pools with a fixed 7×7 window, so it only runs
+# at the release's 224×224.
+SIZE = 224
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """(state dict path, RGB 0-255 images, reference outputs)."""
+    pixels = np.random.default_rng(11).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
+    bgr = np.asarray(preprocess_input(pixels, "caffe_bn_inception"))
+    # An independent check of the preprocessing the weights are registered with.
+    np.testing.assert_allclose(bgr, pixels[..., ::-1] - [104.0, 117.0, 128.0], atol=1e-4)
+    path, reference = caffe_release(str(tmp_path_factory.mktemp("caffe")), bgr, seed=4)
+    return path, bgr, reference
+
+
+def test_stem_every_block_and_the_logits_match_the_pytorch_module(release):
+    path, images, reference = release
+    model = convert.from_caffe_torch(path, classifier_activation=None)
+    points = inception_variants.end_points("caffe")
+    outputs = {n: model.get_layer(layer).output for n, layer in points.items()}
+    outputs["logits"] = model.output
+    ours = keras.Model(model.input, outputs).predict(images, verbose=0)
+    assert set(ours) == set(reference)
+    for name, value in reference.items():
+        assert_close(ours[name], value, name)
+
+
+@pytest.fixture
+def registered(release, tmp_path, monkeypatch):
+    monkeypatch.setattr(weights_lib, "CACHE_DIR", str(tmp_path / "cache"))
+    key = ("bn_inception", "imagenet_caffe")
+    name = os.path.basename(release[0])
+    entry = dataclasses.replace(weights_lib.WEIGHTS[key], file_name=name,
+                                origin=f"file://{release[0]}")
+    monkeypatch.setitem(weights_lib.WEIGHTS, key, entry)
+    return entry, tmp_path / "cache"
+
+
+def test_registered_weights_fetch_verify_convert_and_cache(registered, release):
+    _, images, reference = release
+    _, cache = registered
+    model = bn_zoo.create_model("bn_inception", weights="imagenet_caffe")
+    expected = keras.ops.softmax(reference["logits"]).numpy()
+    assert_close(model.predict(images, verbose=0), expected, "probabilities")
+    assert (cache / "models/bn_zoo/bn_inception_imagenet_caffe_1000.weights.h5").is_file()
+    assert weights_lib.preprocessing_of("bn_inception", "imagenet_caffe") == "caffe_bn_inception"
+
+
+def test_a_file_that_fails_its_hash_prefix_is_refused_and_deleted(registered, tmp_path, monkeypatch, release):
+    entry, cache = registered
+    data = open(release[0], "rb").read()
+    bad = tmp_path / entry.file_name
+    bad.write_bytes(data[: len(data) - 1000])  # truncated download, same name
+    monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_inception", "imagenet_caffe"),
+                        dataclasses.replace(entry, origin=f"file://{bad}"))
+    with pytest.raises(convert.ConversionError, match="truncated or corrupted"):
+        bn_zoo.create_model("bn_inception", weights="imagenet_caffe")
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+def test_a_truncated_file_without_hash_prefix_is_refused(release, tmp_path):
+    data = open(release[0], "rb").read()
+    bad = tmp_path / "bn_inception.pth"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(convert.ConversionError, match="torch.load"):
+        convert.from_caffe_torch(str(bad))
+
+
+def test_another_state_dict_is_refused(tmp_path):
+    import torch
+
+    path = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(3, 4)}, path)
+    with pytest.raises(convert.ConversionError, match="not the Caffe BN-Inception"):
+        convert.from_caffe_torch(str(path), input_shape=(64, 64, 3), include_top=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(stem="separable"), "stem='conv'"),
+        (dict(variant="slim"), "variant='caffe'"),
+        (dict(classes=1001), "classes` must be 1000"),
+        (dict(batch_norm_kwargs={"epsilon": 1e-3}), "epsilon=1e-05"),
+    ],
+)
+def test_arguments_that_conflict_with_the_weights_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bn_zoo.create_model("bn_inception", weights="imagenet_caffe", **kwargs)
+
+
+def test_sides_the_caffe_network_cannot_take_are_refused():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        bn_zoo.create_model("bn_inception", variant="caffe", include_top=False,
+                            input_shape=(200, 200, 3))
+
+
+def test_missing_torch_gets_an_install_hint(release, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match=r"bn_zoo\[torch\]"):
+        convert.from_caffe_torch(release[0])
+
+
+def test_convert_command_writes_the_caffe_weights(release, tmp_path):
+    # tests/test_convert_slim.py runs the command line; this is its function.
+    from trainers.convert import convert as convert_cli
+
+    path, images, reference = release
+    output = tmp_path / "caffe.weights.h5"
+    assert convert_cli("caffe_torch", path, str(output))["variant"] == "caffe"
+    model = bn_zoo.create_model("bn_inception", variant="caffe", weights=str(output),
+                                classifier_activation=None)
+    assert_close(model.predict(images, verbose=0), reference["logits"], "logits")

@@ -1,0 +1,179 @@
+"""TF-slim's inception_v2 release -> bn_inception(variant="slim"), verified
+against tf_slim's own network (tests/release_references.py): a random
+checkpoint saved in the release's format, converted, and every end point and
+the logits compared on the same random images."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tarfile
+
+import keras
+import numpy as np
+import pytest
+
+import bn_zoo
+from bn_zoo import convert
+from bn_zoo.models import inception_variants
+from bn_zoo.models import weights as weights_lib
+from release_references import assert_close, slim_release
+
+# slim's network takes any size from 32 up (its final average pool shrinks to
+# the map); 96 keeps the test fast, and every stride-2 stage still halves an
+# even side except the last (6 -> 3).
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    """(archive, images in [-1, 1], reference outputs) of a random release."""
+    images = np.random.default_rng(7).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    archive, reference = slim_release(str(tmp_path_factory.mktemp("slim")), images, seed=3)
+    return archive, images, reference
+
+
+def _with_end_points(model):
+    points = inception_variants.end_points("slim")
+    outputs = {n: model.get_layer(layer).output for n, layer in points.items()}
+    outputs["Logits"] = model.output
+    return keras.Model(model.input, outputs)
+
+
+def test_every_end_point_and_the_logits_match_tf_slim(release):
+    archive, images, reference = release
+    model = convert.from_slim(
+        archive, classes=1001, classifier_activation=None, input_shape=(SIZE, SIZE, 3)
+    )
+    ours = _with_end_points(model).predict(images, verbose=0)
+    assert set(ours) == set(reference)
+    for name, value in reference.items():
+        assert_close(ours[name], value, name)
+
+
+def _resave_as_v2(v1_prefix, directory):
+    """The same variables as a V2 checkpoint (`.index` + `.data-*`)."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(v1_prefix)
+    with tf.Graph().as_default():
+        variables = [tf.compat.v1.Variable(reader.get_tensor(name), name=name)
+                     for name in reader.get_variable_to_shape_map()]
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.variables_initializer(variables))
+            saver = tf.compat.v1.train.Saver(variables, write_version=tf.compat.v1.train.SaverDef.V2)
+            return saver.save(session, os.path.join(directory, "inception_v2.ckpt"),
+                              write_meta_graph=False)
+
+
+def test_v2_checkpoint_prefix_and_backbone_only(tmp_path, release):
+    archive, images, reference = release
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "v1")
+    prefix = _resave_as_v2(str(tmp_path / "v1" / "inception_v2.ckpt"), str(tmp_path))
+    assert os.path.exists(prefix + ".index")
+    model = convert.from_slim(prefix, include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3))
+    expected = reference["Mixed_5c"].mean(axis=(1, 2))
+    assert_close(model.predict(images, verbose=0), expected, "pooled Mixed_5c")
+
+
+@pytest.fixture
+def registered(release, tmp_path, monkeypatch):
+    """The registered "imagenet" entry pointed at the random release."""
+    archive = release[0]
+    monkeypatch.setattr(weights_lib, "CACHE_DIR", str(tmp_path / "cache"))
+    key = ("bn_inception", "imagenet")
+    entry = dataclasses.replace(weights_lib.WEIGHTS[key], origin=f"file://{archive}")
+    monkeypatch.setitem(weights_lib.WEIGHTS, key, entry)
+    return entry, tmp_path / "cache"
+
+
+def test_registered_imagenet_weights_fetch_convert_once_and_cache(
+        registered, release, monkeypatch):
+    _, images, reference = release
+    entry, cache = registered
+    model = bn_zoo.create_model("bn_inception", weights="imagenet", input_shape=(SIZE, SIZE, 3))
+    # classes=1000 drops slim's background class 0.
+    expected = keras.ops.softmax(reference["Logits"][:, 1:]).numpy()
+    assert_close(model.predict(images, verbose=0), expected, "probabilities")
+    assert (cache / "models/bn_zoo/bn_inception_imagenet_1000.weights.h5").is_file()
+    # A second model uses the cache: the release is no longer needed.
+    os.remove(cache / "models/bn_zoo/releases/inception_v2_2016_08_28.tar.gz")
+    monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_inception", "imagenet"),
+                        dataclasses.replace(entry, origin="file:///nonexistent.tar.gz"))
+    features = bn_zoo.create_model("bn_inception", weights="imagenet", include_top=False,
+                                   features="pyramid", input_shape=(None, None, 3))
+    ours = features.predict(images, verbose=0)
+    assert list(ours) == ["Mixed_3c", "Mixed_4e", "Mixed_5c"]
+    for name, value in ours.items():
+        assert_close(value, reference[name], name)
+    assert bn_zoo.models.weights.preprocessing_of("bn_inception", "imagenet") == "inception"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no_checkpoint"])
+def test_a_bad_download_is_refused_and_leaves_no_cache_entry(
+        damage, registered, tmp_path, monkeypatch, release):
+    entry, cache = registered
+    bad = tmp_path / "inception_v2_2016_08_28.tar.gz"
+    if damage == "truncated":
+        data = open(release[0], "rb").read()
+        bad.write_bytes(data[: len(data) // 2])
+    else:
+        (tmp_path / "README").write_text("no checkpoint here")
+        with tarfile.open(bad, "w:gz") as tar:
+            tar.add(tmp_path / "README", arcname="README")
+    monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_inception", "imagenet"),
+                        dataclasses.replace(entry, origin=f"file://{bad}"))
+    message = "truncated" if damage == "truncated" else "not the TF-slim inception_v2 release"
+    with pytest.raises(convert.ConversionError, match=message):
+        bn_zoo.create_model("bn_inception", weights="imagenet")
+    left = [p for p in cache.rglob("*") if p.is_file()]
+    assert left == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(stem="conv"), "stem='separable'"),
+        (dict(variant="caffe"), "variant='slim'"),
+        (dict(depth_multiplier=0.5), "depth_multiplier=1.0"),
+        (dict(lrn=True), "lrn=False"),
+        (dict(classes=10), "classes` must be 1000 or 1001"),
+        (dict(batch_norm_kwargs={"scale": True}), "scale=False"),
+    ],
+)
+def test_arguments_that_conflict_with_the_weights_are_refused(kwargs, match):
+    # Refused before anything is fetched (no registered file is reachable here).
+    with pytest.raises(ValueError, match=match):
+        bn_zoo.create_model("bn_inception", weights="imagenet", **kwargs)
+
+
+def test_wrong_class_count_and_wrong_file_are_refused(release, tmp_path):
+    with pytest.raises(ValueError, match="1000, 1001"):
+        convert.from_slim(release[0], classes=10)
+    bogus = tmp_path / "inception_v2.ckpt"
+    bogus.write_bytes(b"not a checkpoint")
+    with pytest.raises(convert.ConversionError, match="cannot be read"):
+        convert.from_slim(str(bogus))
+
+
+def test_cli_writes_weights_that_load_with_the_printed_arguments(release, tmp_path):
+    archive, images, reference = release
+    output = tmp_path / "slim.weights.h5"
+    command = [sys.executable, "-m", "trainers.convert", "--source=slim",
+               f"--input={archive}", f"--output={output}"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "variant='slim'" in done.stdout
+    model = bn_zoo.create_model("bn_inception", variant="slim", weights=str(output),
+                                classifier_activation=None, input_shape=(SIZE, SIZE, 3))
+    assert_close(model.predict(images, verbose=0), reference["Logits"][:, 1:], "logits")
+    from trainers.convert import convert as convert_cli
+
+    before = output.read_bytes()
+    with pytest.raises(FileExistsError):
+        convert_cli("slim", archive, str(output))
+    assert output.read_bytes() == before
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
