@@ -15,8 +15,6 @@ and their errors; --output also writes them as JSON. The crop protocols are
 defined in bn_zoo/evaluation/crops.py and docs/evaluation.md.
 """
 
-import ast
-import json
 import os
 import sys
 
@@ -98,64 +96,6 @@ _OUTPUT = flags.DEFINE_string(
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError)
 
 
-def _split(values):
-    """Repeated flags with comma-separated items, as one list."""
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
-
-
-def _per_model(values, count, flag):
-    """`values` given once for all `count` models, or once per model."""
-    if len(values) == 1:
-        return values * count
-    if len(values) not in (0, count):
-        raise ValueError(
-            f"{len(values)} --{flag} for {count} --model: give it once (for every "
-            "model) or once per --model, in the same order.")
-    return values or [None] * count
-
-
-def _parse_kwargs(text):
-    """A dict from JSON or a Python literal (None, True, tuples allowed)."""
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            value = parse(text)
-        except (ValueError, SyntaxError):
-            continue
-        if isinstance(value, dict):
-            return value
-    raise ValueError(
-        f"--model_kwargs={text!r} is not a JSON or Python dict; write e.g. "
-        "'{\"depth_multiplier\": 0.5, \"input_shape\": [224, 224, 3]}'.")
-
-
-def members():
-    """The evaluation's members from the flags, models first, then workdirs."""
-    from bn_zoo import evaluation
-
-    models, workdirs = _split(_MODEL.value), _split(_WORKDIR.value)
-    if not models and not workdirs:
-        raise ValueError("Nothing to evaluate: pass --model (with --weights) and/or --workdir.")
-    weights = _split(_WEIGHTS.value)
-    if models and not weights:
-        raise ValueError(
-            "--model needs --weights: a registered name (see bn_zoo.model_info(name)."
-            "weights) or a .weights.h5 path.")
-    if weights and not models:
-        raise ValueError("--weights goes with --model; a --workdir brings its own weights.")
-    weights = _per_model(weights, len(models), "weights")
-    kwargs = _per_model([_parse_kwargs(t) for t in _MODEL_KWARGS.value], len(models),
-                        "model_kwargs")
-    modes = _per_model(_split(_PREPROCESSING.value), len(models), "preprocessing")
-    result = []
-    for name, w, k, mode in zip(models, weights, kwargs, modes):
-        print(f"Loading {name} ({w})", flush=True)
-        result.append(evaluation.registered(name, w, model_kwargs=k, preprocessing=mode))
-    for workdir in workdirs:
-        print(f"Loading {workdir}", flush=True)
-        result.append(evaluation.from_workdir(workdir))
-    return result
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -163,14 +103,23 @@ def main(argv):
 
     std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
     from bn_zoo import evaluation
+    from bn_zoo.data import imagenet
+    from bn_zoo.evaluation import members as members_lib
     from bn_zoo.training import workdir as workdir_lib
 
     data = dict(source=_SOURCE.value, data_dir=_DATA_DIR.value, tfds_name=_TFDS_NAME.value,
                 eval_split=_SPLIT.value, num_classes=_NUM_CLASSES.value,
                 label_offset=_LABEL_OFFSET.value)
+    split = members_lib.split_list
     try:
+        members = members_lib.from_lists(
+            models=split(_MODEL.value), weights=split(_WEIGHTS.value),
+            model_kwargs=[members_lib.parse_model_kwargs(t) for t in _MODEL_KWARGS.value],
+            preprocessing=split(_PREPROCESSING.value), workdirs=split(_WORKDIR.value),
+            before_loading=lambda: imagenet.validate(data, splits=[_SPLIT.value]),
+            announce=lambda line: print(line, flush=True))
         results = evaluation.evaluate(
-            members(), data, protocol=int(_CROPS.value), batch_size=_BATCH_SIZE.value,
+            members, data, protocol=int(_CROPS.value), batch_size=_BATCH_SIZE.value,
             num_examples=_NUM_EXAMPLES.value, image_size=_IMAGE_SIZE.value)
         if _OUTPUT.value:
             workdir_lib.write_json(_OUTPUT.value, results.to_dict())

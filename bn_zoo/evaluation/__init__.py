@@ -15,7 +15,13 @@ defines the protocols to the pixel. Modules: `crops` (the protocols),
 from bn_zoo.evaluation import crops
 from bn_zoo.evaluation.crops import PROTOCOLS, crop_image
 from bn_zoo.evaluation.evaluator import Accuracy, Results, background_columns, evaluate
-from bn_zoo.evaluation.members import Member, common_input_size, from_workdir, registered
+from bn_zoo.evaluation.members import (
+    Member,
+    common_input_size,
+    from_lists,
+    from_workdir,
+    registered,
+)
 
 __all__ = [
     "Accuracy",
@@ -27,6 +33,7 @@ __all__ = [
     "crop_image",
     "crops",
     "evaluate",
+    "from_lists",
     "from_workdir",
     "registered",
 ]

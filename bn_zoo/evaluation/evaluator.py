@@ -139,19 +139,15 @@ class _Predictor:
     """A member's per-crop probabilities `[crops, num_classes]` (numpy float32)
     from 0-255 crops `[crops, S, S, 3]`."""
 
-    def __init__(self, member, background, image_size):
+    def __init__(self, member, background):
         self.member, self.background = member, background
-        model, mode = member.model, member.preprocessing
-
-        @tf.function(input_signature=[tf.TensorSpec([None, image_size, image_size, 3],
-                                                    tf.float32)])
-        def outputs(crops):
-            return tf.cast(model(preprocess_input(crops, mode), training=False), tf.float32)
-
-        self._outputs = outputs
 
     def __call__(self, crops):
-        y = self._outputs(crops).numpy()
+        # Keras' cached predict function: traced once per model (reduce_retracing),
+        # XLA-compiled where jit_compile='auto' chooses it (on GPUs).
+        y = self.member.model.predict_on_batch(
+            preprocess_input(crops, self.member.preprocessing))
+        y = np.asarray(y, np.float32)
         if not np.isfinite(y).all():
             raise ValueError(
                 f"{self.member.name!r} output NaN or Inf: its weights are not finite "
@@ -241,7 +237,7 @@ def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None
     _check_count("num_examples", num_examples, allow_none=True)
     s = imagenet.settings(data_config)
     size = common_input_size(members, image_size)
-    predictors = [_Predictor(m, background_columns(m, s.num_classes), size) for m in members]
+    predictors = [_Predictor(m, background_columns(m, s.num_classes)) for m in members]
     imagenet.validate(data_config, splits=[s.eval_split])
 
     examples = imagenet.eval_examples(data_config)

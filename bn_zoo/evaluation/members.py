@@ -9,7 +9,9 @@
 Several members evaluated together form an ensemble (`bn_zoo.evaluation.evaluate`).
 """
 
+import ast
 import dataclasses
+import json
 import os
 
 import keras
@@ -72,7 +74,12 @@ class Member:
     @property
     def num_outputs(self):
         """The number of classes the model outputs (the last output axis)."""
-        return self.model.output_shape[-1]
+        shape = self.model.output_shape
+        if not isinstance(shape, tuple) or len(shape) != 2:
+            raise ValueError(
+                f"{self.name!r} has outputs of shape {shape}; an evaluation needs one "
+                "output [batch, classes].")
+        return shape[-1]
 
 
 def _check_kwargs(model_kwargs):
@@ -189,3 +196,85 @@ def common_input_size(members, image_size=None):
         raise ValueError(
             "The models do not fix their input size: pass image_size (e.g. 224).")
     return known[0]
+
+
+def split_list(values):
+    """Repeated command-line values with comma-separated items, as one list:
+    `["a,b", "c"]` -> `["a", "b", "c"]`."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def parse_model_kwargs(text):
+    """A dict of create_model arguments from a JSON or Python dict literal
+    (`'{"depth_multiplier": 0.5}'`, `"{'classifier_activation': None}"`)."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            value = parse(text)
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(value, dict):
+            return value
+    raise ValueError(
+        f"model_kwargs {text!r} is not a JSON or Python dict; write e.g. "
+        "'{\"depth_multiplier\": 0.5, \"input_shape\": [224, 224, 3]}'.")
+
+
+def _per_model(values, count, what):
+    """`values` given once for all `count` models, or once per model."""
+    if len(values) == 1:
+        return list(values) * count
+    if len(values) not in (0, count):
+        raise ValueError(
+            f"{len(values)} {what} for {count} models: give it once (for every model) "
+            "or once per model, in the same order.")
+    return list(values) or [None] * count
+
+
+def from_lists(models=(), weights=(), model_kwargs=(), preprocessing=(), workdirs=(),
+               before_loading=None, announce=None):
+    """Members from parallel lists, as `python -m trainers.evaluate` takes them.
+
+    Args:
+        models: Registered model names.
+        weights: One per model, or one for all: registered names or
+            `.weights.h5` paths (required with models).
+        model_kwargs: Dicts of create_model arguments, one per model or one
+            for all; may be empty.
+        preprocessing: `preprocess_input` modes overriding the defaults, one
+            per model or one for all; may be empty.
+        workdirs: Trainer workdirs, evaluated after the models.
+        before_loading: Called once the lists are checked, before any model
+            is built (e.g. to check the data first).
+        announce: Called with a line before each member is loaded (e.g. print).
+
+    Returns:
+        The `Member`s: the models in order, then the workdirs.
+
+    Raises:
+        ValueError: nothing to evaluate, weights without models or models
+            without weights, list lengths that do not pair up, and the
+            errors of `registered` and `from_workdir`.
+    """
+    models, workdirs = list(models), list(workdirs)
+    if not models and not workdirs:
+        raise ValueError("Nothing to evaluate: give models (with weights) and/or workdirs.")
+    if models and not weights:
+        raise ValueError(
+            "Each model needs weights: a registered name (bn_zoo.model_info(name).weights) "
+            "or the path of a .weights.h5 file.")
+    if weights and not models:
+        raise ValueError("Weights go with models; a workdir brings its own weights.")
+    weights = _per_model(weights, len(models), "weights")
+    model_kwargs = _per_model(model_kwargs, len(models), "model_kwargs")
+    preprocessing = _per_model(preprocessing, len(models), "preprocessing modes")
+    announce = announce or (lambda line: None)
+    if before_loading is not None:
+        before_loading()
+    members = []
+    for name, w, kwargs, mode in zip(models, weights, model_kwargs, preprocessing):
+        announce(f"Loading {name} ({w})")
+        members.append(registered(name, w, model_kwargs=kwargs, preprocessing=mode))
+    for workdir in workdirs:
+        announce(f"Loading {workdir}")
+        members.append(from_workdir(workdir))
+    return members
