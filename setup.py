@@ -23,5 +23,13 @@ setup(
         "ml-collections",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        # Reading the Caffe BN-Inception's .pth (bn_zoo.convert.from_caffe_torch).
+        "torch": ["torch"],
+        # Test-only oracles: tf_slim's inception_v2 and PyTorch for the
+        # pretrained-models bninception module. .ci/run adds tf_keras of the
+        # installed TensorFlow's release (tf_slim's layers on TF 2.16+) and
+        # pretrained-models without its torchvision dependency.
+        "test": ["pytest", "tf_slim", "torch"],
+    },
 )

@@ -2,6 +2,8 @@
 
     python -m bn_zoo.models.table > /tmp/models_table.md
 
+prints the model tables, then the pretrained weights table.
+
 Parameter counts come from the built models; multiply-adds are counted by
 `multiply_adds` at each model's default input (224×224×3 for Inception).
 """
@@ -165,5 +167,30 @@ def markdown(rows=None):
     return "\n".join(lines)
 
 
+def weights_markdown():
+    """The README's "Pretrained weights" table, from the weights registry."""
+    from bn_zoo.models import weights as weights_lib
+
+    lines = [
+        "| model, weights | source | reported accuracy | preprocessing | verified |",
+        "|---|---|---|---|---|",
+    ]
+    for (model_name, weights_name), entry in weights_lib.WEIGHTS.items():
+        reported = entry.reported_accuracy
+        accuracy = " / ".join(
+            f"{100 * reported[k]:.2f}%" for k in ("top1", "top5") if k in reported
+        )
+        if accuracy:
+            accuracy += f" ({reported['protocol']})"
+        mode = weights_lib.preprocessing_of(model_name, weights_name)
+        lines.append(
+            f"| `{model_name}`, `{weights_name}` | {entry.source} | {accuracy or '—'} "
+            f"| `{mode}` | {entry.verified} |"
+        )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     print(markdown())
+    print()
+    print(weights_markdown())
