@@ -343,6 +343,11 @@ def _check_features(features, variant, include_top, pooling):
     """The end-point names `features` asks for (a tuple; empty for None)."""
     if features is None:
         return ()
+    if include_top or pooling is not None:
+        raise ValueError(
+            "`features` returns block outputs, not the classifier: pass "
+            "include_top=False and pooling=None with it."
+        )
     points = variants.end_points(variant.name)
     if features == "pyramid":
         return variants.PYRAMID[variant.name]
@@ -356,11 +361,6 @@ def _check_features(features, variant, include_top, pooling):
         raise ValueError(
             f"Unknown end points {unknown} for variant {variant.name!r}; it has "
             f"{list(points)}."
-        )
-    if include_top or pooling is not None:
-        raise ValueError(
-            "`features` returns block outputs, not the classifier: pass "
-            "include_top=False and pooling=None with it."
         )
     return tuple(features)
 
