@@ -122,11 +122,23 @@ def registered(model_name, weights, model_kwargs=None, preprocessing=None):
             `model_kwargs` or weights that do not fit the model.
         FileNotFoundError: a `.weights.h5` path that does not exist.
     """
-    info = bn_zoo.model_info(model_name)
     kwargs = _check_kwargs(model_kwargs)
+    mode = _weights_mode(model_name, weights)
+    weights = os.fspath(weights)
+    outputs = "logits" if kwargs.get("classifier_activation", "softmax") is None \
+        else "probabilities"
+    kwargs.setdefault("classifier_activation", "softmax")
+    model = bn_zoo.create_model(model_name, weights=weights, **kwargs)
+    return Member(f"{model_name} ({weights})", model, preprocessing or mode, outputs)
+
+
+def _weights_mode(model_name, weights):
+    """The preprocessing mode of `weights` for `model_name`, checking both
+    names (and that a weights file exists) without building anything."""
+    info = bn_zoo.model_info(model_name)
     if isinstance(weights, str) and weights in info.weights:
-        mode = weights_lib.preprocessing_of(model_name, weights)
-    elif isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(
+        return weights_lib.preprocessing_of(model_name, weights)
+    if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(
             weights_lib.WEIGHTS_SUFFIX):
         weights = os.fspath(weights)
         if not os.path.isfile(weights):
@@ -134,17 +146,11 @@ def registered(model_name, weights, model_kwargs=None, preprocessing=None):
                 f"The weights file {weights!r} does not exist. Pass the path of an "
                 f"existing '*{weights_lib.WEIGHTS_SUFFIX}' file (model.save_weights), or "
                 f"a registered name of {model_name!r}: {sorted(info.weights) or 'none'}.")
-        mode = info.preprocessing
-    else:
-        raise ValueError(
-            f"Unknown weights {weights!r} for model {model_name!r}. Registered: "
-            f"{', '.join(sorted(info.weights)) or 'none'}; or pass the path of a "
-            f"'*{weights_lib.WEIGHTS_SUFFIX}' file (model.save_weights).")
-    outputs = "logits" if kwargs.get("classifier_activation", "softmax") is None \
-        else "probabilities"
-    kwargs.setdefault("classifier_activation", "softmax")
-    model = bn_zoo.create_model(model_name, weights=weights, **kwargs)
-    return Member(f"{model_name} ({weights})", model, preprocessing or mode, outputs)
+        return info.preprocessing
+    raise ValueError(
+        f"Unknown weights {weights!r} for model {model_name!r}. Registered: "
+        f"{', '.join(sorted(info.weights)) or 'none'}; or pass the path of a "
+        f"'*{weights_lib.WEIGHTS_SUFFIX}' file (model.save_weights).")
 
 
 def from_workdir(workdir):
@@ -267,6 +273,8 @@ def from_lists(models=(), weights=(), model_kwargs=(), preprocessing=(), workdir
     weights = _per_model(weights, len(models), "weights")
     model_kwargs = _per_model(model_kwargs, len(models), "model_kwargs")
     preprocessing = _per_model(preprocessing, len(models), "preprocessing modes")
+    for name, w in zip(models, weights):
+        _weights_mode(name, w)  # Unknown names fail before the data is read.
     announce = announce or (lambda line: None)
     if before_loading is not None:
         before_loading()
