@@ -57,7 +57,7 @@ def registered(release, tmp_path, monkeypatch):
     return entry, tmp_path / "cache"
 
 
-def test_registered_weights_fetch_verify_convert_and_cache(registered, release):
+def test_registered_weights_fetch_verify_convert_and_cache(registered, release, monkeypatch):
     _, images, reference = release
     _, cache = registered
     model = bn_zoo.create_model("bn_inception", weights="imagenet_caffe")
@@ -65,6 +65,13 @@ def test_registered_weights_fetch_verify_convert_and_cache(registered, release):
     assert_close(model.predict(images, verbose=0), expected, "probabilities")
     assert (cache / "models/bn_zoo/bn_inception_imagenet_caffe_1000.weights.h5").is_file()
     assert weights_lib.preprocessing_of("bn_inception", "imagenet_caffe") == "caffe_bn_inception"
+    # The export of these weights scales its inputs as they expect.
+    from bn_zoo.export import exporter
+
+    seen = {}
+    monkeypatch.setattr(exporter, "export_model", lambda model, d, **kw: seen.update(kw))
+    exporter.export_registered_model("bn_inception", str(cache / "export"), weights="imagenet_caffe")
+    assert seen["preprocessing"] == "caffe_bn_inception"
 
 
 def test_a_file_that_fails_its_hash_prefix_is_refused_and_deleted(registered, tmp_path, monkeypatch, release):

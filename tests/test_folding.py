@@ -227,3 +227,21 @@ def test_zoo_bn_baseline_folds_completely():
     # variances come from one batch of 8 the probabilities differ by ~2e-5.
     # A wrong fold (wrong statistics or channel) moves them by > 1e-2.
     _assert_same_outputs(model, folded, x, atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["slim", "caffe"])
+def test_release_variants_fold_completely(variant):
+    """slim's BN has no γ and its stem no BN; Caffe's pads before its
+    stride-2 layers: both fold every BN and keep their outputs."""
+    model = models.create_model(
+        "bn_inception", variant=variant, input_shape=(64, 64, 3), depth_multiplier=0.25,
+        classes=10,
+    )
+    rng = np.random.default_rng(1)
+    population.estimate(
+        model, [rng.uniform(-1, 1, (8, 64, 64, 3)).astype("float32")], num_batches=1
+    )
+    folded = fold_batch_normalization(model)
+    assert not _bn_layers(folded)
+    x = rng.uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
+    _assert_same_outputs(model, folded, x, atol=1e-4)

@@ -86,8 +86,9 @@ def fetch_converted(model_name, weights_name, classes=None):
     in the cache serves, else the registered class count is converted.
 
     Raises:
-        ValueError: (a `ConversionError`) the release failed verification or
-            conversion; the download was deleted.
+        ConversionError: (a ValueError) the release failed verification or
+            conversion; the download was deleted. Other errors (no PyTorch,
+            no network) keep a verified download for the next call.
     """
     entry = weights_lib.registered_weights(model_name)[weights_name]
     if classes is None:
@@ -110,14 +111,12 @@ def fetch_converted(model_name, weights_name, classes=None):
         finally:
             if os.path.exists(partial):
                 os.remove(partial)
-    except BaseException as error:
+    except ConversionError as error:
         if os.path.exists(release):
             os.remove(release)
-        if isinstance(error, ConversionError):
-            raise ConversionError(
-                f"The registered weights {weights_name!r} of {model_name!r} "
-                f"({entry.origin}) were not loaded: {error} The downloaded file "
-                "was deleted; the next call downloads it again."
-            ) from error
-        raise
+        raise ConversionError(
+            f"The registered weights {weights_name!r} of {model_name!r} "
+            f"({entry.origin}) were not loaded: {error} The downloaded file "
+            "was deleted; the next call downloads it again."
+        ) from error
     return target

@@ -13,6 +13,7 @@ Keras'. Its classifier is a 1×1 convolution over 1001 classes where class 0
 is "background": `classes=1000` drops it, `classes=1001` keeps it.
 """
 
+import contextlib
 import os
 import tarfile
 import tempfile
@@ -87,9 +88,9 @@ def from_slim(checkpoint_path, **factory_kwargs):
     if "weights" in factory_kwargs:
         raise TypeError("from_slim takes its weights from the checkpoint; drop `weights`.")
     classes = check_classes(factory_kwargs, (1000, 1001), "TF-slim inception_v2")
-    model = registry.create_model("bn_inception", **dict(factory_kwargs, variant="slim"))
-    with _checkpoint(checkpoint_path) as (prefix, source):
+    with _opened(checkpoint_path) as (prefix, source):
         tensors = _read(prefix, source)
+    model = registry.create_model("bn_inception", **dict(factory_kwargs, variant="slim"))
     values, used = {}, set()
 
     def take(name):
@@ -144,23 +145,16 @@ def _first_line(error):
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-class _checkpoint:
-    """Context manager: (checkpoint prefix, name for messages) of a path that
-    is an archive (extracted to a temporary directory) or a prefix."""
-
-    def __init__(self, path):
-        self.path = os.fspath(path)
-        self._tmp = None
-
-    def __enter__(self):
-        if not self.path.endswith(ARCHIVE_SUFFIXES):
-            return self.path, self.path
-        self._tmp = tempfile.TemporaryDirectory(prefix="bn_zoo_slim_")
-        return extract_checkpoint(self.path, self._tmp.name), self.path
-
-    def __exit__(self, *exc):
-        if self._tmp is not None:
-            self._tmp.cleanup()
+@contextlib.contextmanager
+def _opened(path):
+    """Yields (checkpoint prefix, name for messages) of a release archive
+    (extracted to a temporary directory) or of a checkpoint prefix."""
+    path = os.fspath(path)
+    if not path.endswith(ARCHIVE_SUFFIXES):
+        yield path, path
+        return
+    with tempfile.TemporaryDirectory(prefix="bn_zoo_slim_") as directory:
+        yield extract_checkpoint(path, directory), path
 
 
 def extract_checkpoint(archive, directory):

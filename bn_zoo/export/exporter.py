@@ -22,6 +22,7 @@ from absl import logging
 
 from bn_zoo import models
 from bn_zoo.export import folding, signatures
+from bn_zoo.models import weights as weights_lib
 
 _TMP_PREFIX = ".tmp-"
 
@@ -84,8 +85,9 @@ def export_model(
             probabilities or logits. Its BN layers use whichever inference
             statistics (moving or population) they are set to.
         export_dir: The model's base directory (created if needed).
-        preprocessing: `"mnist"` or `"inception"`
-            (`bn_zoo.model_info(name).preprocessing`).
+        preprocessing: A `bn_zoo.models.preprocess_input` mode: `"mnist"`,
+            `"inception"` or `"caffe_bn_inception"` (`bn_zoo.model_info(name)
+            .preprocessing`, or the registered weights' own).
         version: Positive integer; defaults to the next free one.
         fold_batch_norm: Fold every BN into the layer before it (Algorithm 2,
             step 11; see `bn_zoo.export.folding`). False keeps the BN layers.
@@ -175,6 +177,9 @@ def export_registered_model(name, export_dir, weights=None, **kwargs):
     check_destination(export_dir, kwargs.get("version"))
     info = models.model_info(name)  # Unknown names fail here, with the list.
     model = models.create_model(name, weights=weights)
+    if isinstance(weights, str) and weights in info.weights:
+        # e.g. the Caffe release's BGR-minus-means scaling.
+        kwargs.setdefault("preprocessing", weights_lib.preprocessing_of(name, weights))
     return _export_for_info(model, info, export_dir, **kwargs)
 
 

@@ -58,8 +58,10 @@ class ServingModule(tf.Module):
     Args:
         model: A built `keras.Model` with one image input and one output of
             class probabilities (softmax) or logits (linear last layer).
-        preprocessing: `"mnist"` (x/255) or `"inception"` (x/127.5 − 1), as
-            `bn_zoo.model_info(name).preprocessing`.
+        preprocessing: `"mnist"` (x/255), `"inception"` (x/127.5 − 1) or
+            `"caffe_bn_inception"` (BGR minus means), as
+            `bn_zoo.model_info(name).preprocessing` or the registered
+            weights' own mode.
         image_shape: `(height, width, channels)` of the images the signatures
             take. Defaults to the model's input shape when it is 3-D; needed
             for a model with flat inputs (e.g. `(28, 28, 1)` for a 784-input
@@ -124,7 +126,8 @@ class ServingModule(tf.Module):
                 f"{preprocessing!r} preprocessing. Pass with_image_bytes=False."
             )
         head = _make_head(model, top_k)
-        resize = preprocessing == "inception"
+        # Image networks take any picture size; the MLP's 28×28 is fixed.
+        resize = preprocessing != "mnist"
 
         # The network is traced once; every signature calls this function.
         network = tf.function(
