@@ -2,6 +2,6 @@
 
 from bn_zoo import layers, models, population
 from bn_zoo.layers import BatchNormalization, inference_affine
-from bn_zoo.models import create_model, list_models, model_info
+from bn_zoo.models import create_model, list_models, model_info, preprocess_input
 
 __version__ = "0.1.0"

@@ -23,6 +23,7 @@ from absl import logging
 from bn_zoo import models
 from bn_zoo.export import folding, signatures
 from bn_zoo.models import weights as weights_lib
+from bn_zoo.models.preprocessing import preprocessing_layer
 
 _TMP_PREFIX = ".tmp-"
 
@@ -70,7 +71,7 @@ def check_destination(export_dir, version=None):
 def export_model(
     model,
     export_dir,
-    preprocessing,
+    preprocessing=None,
     version=None,
     fold_batch_norm=True,
     constant_weights=True,
@@ -87,7 +88,9 @@ def export_model(
         export_dir: The model's base directory (created if needed).
         preprocessing: A `bn_zoo.models.preprocess_input` mode: `"mnist"`,
             `"inception"` or `"caffe_bn_inception"` (`bn_zoo.model_info(name)
-            .preprocessing`, or the registered weights' own).
+            .preprocessing`, or the registered weights' own). None for a
+            model built with `include_preprocessing=True`, which scales its
+            own input (the signatures then feed it raw pixels).
         version: Positive integer; defaults to the next free one.
         fold_batch_norm: Fold every BN into the layer before it (Algorithm 2,
             step 11; see `bn_zoo.export.folding`). False keeps the BN layers.
@@ -219,7 +222,8 @@ def workdir_model_name(workdir):
 
 
 def _export_for_info(model, info, export_dir, **kwargs):
-    kwargs.setdefault("preprocessing", info.preprocessing)
+    if preprocessing_layer(model) is None:
+        kwargs.setdefault("preprocessing", info.preprocessing)
     if len(model.inputs[0].shape) != 4:
         kwargs.setdefault("image_shape", info.default_input_shape)
     return export_model(model, export_dir, **kwargs)

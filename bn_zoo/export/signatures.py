@@ -31,7 +31,11 @@ from tensorflow.python.framework.convert_to_constants import (
 )
 
 from bn_zoo.data.preprocessing import preprocess_for_eval
-from bn_zoo.models.preprocessing import PREPROCESSING_MODES, preprocess_input
+from bn_zoo.models.preprocessing import (
+    PREPROCESSING_MODES,
+    preprocess_input,
+    preprocessing_layer,
+)
 
 DEFAULT_SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
@@ -83,7 +87,7 @@ class ServingModule(tf.Module):
     def __init__(
         self,
         model,
-        preprocessing,
+        preprocessing=None,
         image_shape=None,
         top_k=5,
         with_image_bytes=None,
@@ -91,6 +95,17 @@ class ServingModule(tf.Module):
         constant_weights=False,
     ):
         super().__init__(name="serving")
+        # A model built with include_preprocessing=True scales its own input:
+        # its mode rules, and the signatures feed it raw pixels.
+        in_model = preprocessing_layer(model)
+        if in_model is not None:
+            if preprocessing not in (None, in_model.mode):
+                raise ValueError(
+                    f"Model '{model.name}' scales its input itself ({in_model.mode!r}, "
+                    f"include_preprocessing=True); received preprocessing={preprocessing!r}. "
+                    "Pass preprocessing=None."
+                )
+            preprocessing = in_model.mode
         if preprocessing not in PREPROCESSING_MODES:
             raise ValueError(
                 f"`preprocessing` must be one of {PREPROCESSING_MODES}; received "
@@ -117,13 +132,15 @@ class ServingModule(tf.Module):
             )
         image_shape = _resolve_image_shape(model, input_shape, image_shape)
         square_rgb = image_shape[0] == image_shape[1] and image_shape[2] == 3
+        bytes_ok = preprocessing == "inception" and square_rgb and in_model is None
         if with_image_bytes is None:
-            with_image_bytes = preprocessing == "inception" and square_rgb
-        if with_image_bytes and not (preprocessing == "inception" and square_rgb):
+            with_image_bytes = bytes_ok
+        if with_image_bytes and not bytes_ok:
             raise ValueError(
                 "The `image_bytes` signature serves Inception-preprocessed models "
-                f"with square RGB inputs; this model takes {image_shape} with "
-                f"{preprocessing!r} preprocessing. Pass with_image_bytes=False."
+                f"with square RGB inputs and no preprocessing layer; this model "
+                f"takes {image_shape} with {preprocessing!r} preprocessing"
+                f"{' inside' if in_model is not None else ''}. Pass with_image_bytes=False."
             )
         head = _make_head(model, top_k)
         # Image networks take any picture size; the MLP's 28×28 is fixed.
@@ -149,6 +166,8 @@ class ServingModule(tf.Module):
             images = _check_images(images, image_shape, resize)
             if resize:
                 images = _resize(images, image_shape[:2])
+            if in_model is not None:
+                return classify(images)
             return classify(preprocess_input(images, preprocessing))
 
         def serve_float(images):

@@ -3,7 +3,7 @@
     bn_zoo.list_models()
     model = bn_zoo.create_model("bn_mlp")
     info = bn_zoo.model_info("bn_mlp")
-    x = bn_zoo.models.preprocess_input(images, info.preprocessing)
+    x = bn_zoo.preprocess_input(images, model="bn_mlp", weights="mnist")
 """
 
 from bn_zoo.models.inception import (
@@ -17,7 +17,11 @@ from bn_zoo.models.inception import (
 )
 from bn_zoo.models.lrn import LocalResponseNormalization
 from bn_zoo.models.mlp import BNMLP, MLP
-from bn_zoo.models.preprocessing import PREPROCESSING_MODES, preprocess_input
+from bn_zoo.models.preprocessing import (
+    PREPROCESSING_MODES,
+    PreprocessInput,
+    preprocess_input,
+)
 from bn_zoo.models.registry import ModelInfo, create_model, list_models, model_info
 from bn_zoo.models.weights import load_weights
 
@@ -34,6 +38,7 @@ __all__ = [
     "MODULES",
     "ModelInfo",
     "PREPROCESSING_MODES",
+    "PreprocessInput",
     "create_model",
     "list_models",
     "load_weights",

@@ -94,6 +94,30 @@ def image_input_shape(input_shape, input_tensor, default_size, min_size, include
     )
 
 
+def preprocessing(x, registry_name, weights, include_preprocessing, mode=None):
+    """`x`, or `x` through a `PreprocessInput` layer named "preprocessing"
+    with the mode of the registered weights, else `mode`, else the model's."""
+    from bn_zoo.models.preprocessing import PreprocessInput, mode_of  # (import cycle)
+
+    if not isinstance(include_preprocessing, bool):
+        raise TypeError(
+            "`include_preprocessing` must be True (the model takes raw 0-255 "
+            "pixels) or False (scaled inputs, see bn_zoo.preprocess_input). "
+            f"Received: {include_preprocessing!r}"
+        )
+    if not include_preprocessing:
+        return x
+    mode = _registered_mode(registry_name, weights) or mode or mode_of(registry_name, weights)
+    return PreprocessInput(mode, name="preprocessing")(x)
+
+
+def _registered_mode(registry_name, weights):
+    known = weights_lib.registered_weights(registry_name)
+    if isinstance(weights, str) and weights in known:
+        return weights_lib.preprocessing_of(registry_name, weights)
+    return None
+
+
 def model_input(input_tensor, input_shape):
     """(tensor to build on, inputs of the Functional model), as resnet.py."""
     if input_tensor is None:

@@ -221,6 +221,7 @@ def _inception(
     seed,
     variant,
     features,
+    include_preprocessing,
 ):
     entry = common.check_common_arguments(
         registry_name, include_top, weights, pooling, classes, classifier_activation
@@ -273,11 +274,14 @@ def _inception(
         _check_caffe_size(input_shape)
     img_input, inputs = common.model_input(input_tensor, input_shape)
 
+    x = common.preprocessing(
+        img_input, registry_name, weights, include_preprocessing, variant.preprocessing
+    )
     build = _Builder(batch_norm, activation, bn_kwargs, depth_multiplier, seed, variant)
     if stem == "separable":
-        x = build.separable_conv(img_input, 64, 7, "conv1", strides=2)
+        x = build.separable_conv(x, 64, 7, "conv1", strides=2)
     else:
-        x = build.conv(img_input, 64, 7, "conv1", strides=2)
+        x = build.conv(x, 64, 7, "conv1", strides=2)
     x = build.max_pool(x, 2, "pool1_pool")
     if lrn:
         x = LocalResponseNormalization(name="pool1_lrn")(x)
@@ -412,12 +416,13 @@ def _factory(function_name, registry_name, batch_norm, summary):
         activation=None,
         variant=None,
         features=None,
+        include_preprocessing=False,
     ):
         return _inception(
             registry_name, batch_norm, activation, include_top, weights,
             input_tensor, input_shape, pooling, classes, classifier_activation,
             name, batch_norm_kwargs, depth_multiplier, stem, dropout_rate, lrn,
-            seed, variant, features,
+            seed, variant, features, include_preprocessing,
         )
 
     factory.__doc__ = summary + _ARGS_DOC
@@ -467,6 +472,11 @@ _ARGS_DOC = """
             "pyramid" is the outputs at strides 8, 16 and 32 (slim:
             Mixed_3c, Mixed_4e, Mixed_5c; Caffe: inception_3b_output,
             inception_4d_output, inception_5b_output).
+        include_preprocessing: Whether the model scales its input itself (a
+            `PreprocessInput` layer named "preprocessing", with the mode of
+            the registered weights or the variant), so that it takes raw 0-255
+            RGB pixels; default False: inputs scaled by
+            `bn_zoo.preprocess_input(x, model=name, weights=weights)`.
 
     Returns:
         A `keras.Model`.

@@ -48,7 +48,7 @@ class Variant:
         stem_batch_norm: Whether BN follows the stem (else it has a bias).
         batch_norm: BN arguments the variant fixes, {name: value}.
         caffe_padding: Whether stride-2 layers and average pools pad as Caffe.
-        end_point_prefix: "slim" or "caffe" names for `end_points`.
+        preprocessing: The `preprocess_input` mode its weights expect.
     """
 
     name: str
@@ -57,15 +57,20 @@ class Variant:
     stem_batch_norm: bool
     batch_norm: dict
     caffe_padding: bool
+    preprocessing: str
 
 
 _VARIANTS = {
-    "paper": Variant("paper", "separable", {}, True, {"scale": True, "epsilon": 1e-3}, False),
+    "paper": Variant(
+        "paper", "separable", {}, True, {"scale": True, "epsilon": 1e-3}, False, "inception"
+    ),
     "slim": Variant(
         "slim", "separable", {"4c": 96, "4d": 96}, False,
-        {"scale": False, "epsilon": 1e-3}, False,
+        {"scale": False, "epsilon": 1e-3}, False, "inception",
     ),
-    "caffe": Variant("caffe", "conv", {}, True, {"scale": True, "epsilon": 1e-5}, True),
+    "caffe": Variant(
+        "caffe", "conv", {}, True, {"scale": True, "epsilon": 1e-5}, True, "caffe_bn_inception"
+    ),
 }
 
 

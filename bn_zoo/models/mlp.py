@@ -48,6 +48,7 @@ def _mlp(
     init_stddev,
     seed,
     registry_name,
+    include_preprocessing,
 ):
     common.check_common_arguments(
         registry_name, include_top, weights, pooling, classes, classifier_activation
@@ -86,7 +87,8 @@ def _mlp(
         return keras.initializers.RandomNormal(stddev=init_stddev, seed=layer_seed)
 
     img_input, inputs = common.model_input(input_tensor, input_shape)
-    x = layers.Flatten(name="flatten")(img_input)
+    x = common.preprocessing(img_input, registry_name, weights, include_preprocessing)
+    x = layers.Flatten(name="flatten")(x)
     for i, units in enumerate(hidden_units, start=1):
         x = layers.Dense(
             units,
@@ -132,6 +134,10 @@ _ARGS_DOC = """
             Layers are named hidden1_*, hidden2_*, ...
         init_stddev: Standard deviation of the Gaussian kernel initializer.
         seed: Optional integer seed of the initializers.
+        include_preprocessing: Whether the model scales its input itself
+            (a `PreprocessInput` layer named "preprocessing"), so that it
+            takes raw 0-255 pixels; default False: inputs scaled by
+            `bn_zoo.preprocess_input(x, model=name)` (x / 255).
 
     Returns:
         A `keras.Model`.
@@ -151,11 +157,12 @@ def MLP(
     hidden_units=HIDDEN_UNITS,
     init_stddev=INIT_STDDEV,
     seed=None,
+    include_preprocessing=False,
 ):
     return _mlp(
         False, include_top, weights, input_tensor, input_shape, pooling, classes,
         classifier_activation, name, batch_norm_kwargs, hidden_units,
-        init_stddev, seed, "mlp",
+        init_stddev, seed, "mlp", include_preprocessing,
     )
 
 
@@ -172,11 +179,12 @@ def BNMLP(
     hidden_units=HIDDEN_UNITS,
     init_stddev=INIT_STDDEV,
     seed=None,
+    include_preprocessing=False,
 ):
     return _mlp(
         True, include_top, weights, input_tensor, input_shape, pooling, classes,
         classifier_activation, name, batch_norm_kwargs, hidden_units,
-        init_stddev, seed, "bn_mlp",
+        init_stddev, seed, "bn_mlp", include_preprocessing,
     )
 
 
