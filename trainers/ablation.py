@@ -14,8 +14,11 @@ may) is recorded as diverged and the next run starts. Then it writes
     workdir/figure3.json   the same as data
 
 and prints the table. Rerunning resumes what is unfinished; finished runs
-are not trained again.
+are not trained again. --print_config prints the fields of the config
+(configs/figure3_cpu.py) with their meaning.
 """
+
+from trainers import quiet  # First: quiets TensorFlow before it starts.
 
 import importlib
 import os
@@ -25,6 +28,21 @@ import ml_collections
 from absl import app, flags, logging
 
 from bn_zoo.training import cli
+
+flags.adopt_module_key_flags(cli)
+
+# The fields of configs/figure3_cpu.py.
+CONFIG_DOCS = {
+    "runs": ("The runs, trained one after the other: each is configs/ablation_<run>.py "
+             "(print one with python -m trainers.train "
+             "--config=configs/ablation_<run>.py --print_config)."),
+    "baseline": "The run whose maximum accuracy is the target (Inception, as in Figure 3).",
+    "target": "A fixed target accuracy instead (e.g. 0.95); None: the baseline's maximum.",
+    "num_train_steps": "Training steps of every run (replaces the run configs' own).",
+    "eval_every_steps": ("Evaluation interval of every run; also its steps_per_loop and "
+                         "log_every_steps."),
+    "data_dir": "TFDS data directory of every run (None: $TFDS_DATA_DIR); --data_dir overrides it.",
+}
 
 
 def _run_config(config, run):
@@ -82,14 +100,25 @@ def run_ablation(config, workdir, strategy=None):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    cli.set_up_logging()
+    quiet.set_up_logging()
     config = ml_collections.ConfigDict(cli.CONFIG.value.to_dict())
     if cli.DATA_DIR.value is not None:
         config.data_dir = cli.DATA_DIR.value
+    if cli.PRINT_CONFIG.value:
+        from bn_zoo.training import describe
+
+        overridden = cli.overridden_fields()
+        if cli.DATA_DIR.value is not None:
+            overridden.add("data_dir")  # This config's data directory field.
+        header = (f"Config {cli.config_filename()} after the command line's overrides "
+                  "(--config.<field>=<value>).")
+        print(describe.format_fields(
+            describe.plain_fields(config, CONFIG_DOCS, overridden), header), flush=True)
+        return
     text = cli.run(lambda: run_ablation(config, cli.WORKDIR.value, cli.STRATEGY.value))
     print(text, flush=True)
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config", "workdir"])
+    cli.require_flags()
     app.run(main, flags_parser=cli.parse_flags)

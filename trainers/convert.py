@@ -15,11 +15,11 @@ output loads with the matching factory arguments, printed at the end, e.g.
 The output is written atomically: a failed conversion leaves no file.
 """
 
+from trainers import quiet  # First: quiets TensorFlow before it starts.
+
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 _SOURCE = flags.DEFINE_enum(
     "source", None, ["slim", "caffe_torch"],
@@ -74,6 +74,7 @@ def convert(source, input_path, output_path, classes=1000, include_top=True):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    quiet.set_up_logging()
     try:
         kwargs = convert(_SOURCE.value, _INPUT.value, _OUTPUT.value,
                          _CLASSES.value, _INCLUDE_TOP.value)

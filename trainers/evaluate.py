@@ -15,12 +15,11 @@ and their errors; --output also writes them as JSON. The crop protocols are
 defined in bn_zoo/evaluation/crops.py and docs/evaluation.md.
 """
 
-import os
+from trainers import quiet  # First: quiets TensorFlow before it starts.
+
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
 _MODEL = flags.DEFINE_multi_string(
     "model", [],
@@ -99,9 +98,7 @@ _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError)
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    import logging as std_logging
-
-    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+    quiet.set_up_logging()
     from bn_zoo import evaluation
     from bn_zoo.data import imagenet
     from bn_zoo.evaluation import members as members_lib

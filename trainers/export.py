@@ -13,11 +13,11 @@ parameters), which TensorFlow serves faster than variables. See
 bn_zoo/export/ for the signatures.
 """
 
+from trainers import quiet  # First: quiets TensorFlow before it starts.
+
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
 _WORKDIR = flags.DEFINE_string(
     "workdir",
@@ -92,11 +92,9 @@ _USER_ERRORS = (ValueError, TypeError, FileExistsError, FileNotFoundError,
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    import logging as std_logging
-
+    quiet.set_up_logging()
     from bn_zoo import export
 
-    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
     options = dict(
         version=_VERSION.value,
         fold_batch_norm=_FOLD.value,

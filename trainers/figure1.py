@@ -14,8 +14,11 @@ optimizer and learning rate) in workdir/mlp and workdir/bn_mlp, then writes
 
 and prints the summary. Rerunning resumes whatever is unfinished; a finished
 run is not trained again. Shared settings are overridden as
---config.train.<field>=value (e.g. --config.train.num_train_steps=2000).
+--config.train.<field>=value (e.g. --config.train.num_train_steps=2000);
+--print_config prints every field with its value, default and meaning.
 """
+
+from trainers import quiet  # First: quiets TensorFlow before it starts.
 
 import os
 import time
@@ -25,11 +28,51 @@ from absl import app, flags, logging
 
 from bn_zoo.training import cli
 
+flags.adopt_module_key_flags(cli)
+
 WEIGHTS_DIR = flags.DEFINE_string(
     "weights_dir", None,
     "If set, also write each network's trained weights (bn_mlp with its population "
     "statistics) to <weights_dir>/<network>_mnist.weights.h5 and print their sha256, "
     "e.g. --weights_dir=bn_zoo/weights to refresh the shipped weights.")
+
+
+# The fields of configs/figure1.py besides `train` (a trainer config, whose
+# fields bn_zoo.training.config.field_docs describes).
+CONFIG_DOCS = {
+    "networks": "The two models trained, the baseline first, then the BN network.",
+    "targets.bn_min_accuracy": "Target: the BN network's final test accuracy is at least this.",
+    "targets.bn_above_from_step": (
+        "Target: the BN network is above the baseline at every evaluation from this step on."),
+    "targets.bn_reaches_baseline_within": (
+        "Target: the BN network reaches the baseline's final accuracy within this many steps."),
+}
+
+
+def describe(config):
+    """The --print_config text: the trainer config of each network, resolved,
+    and the fields of CONFIG_DOCS."""
+    from bn_zoo.training import describe as describe_lib
+
+    _check(config)
+    overridden = cli.overridden_fields("train.data")
+    per_network = {}
+    for network in config.networks:
+        run_config = ml_collections.ConfigDict(config.train.to_dict())
+        run_config.model.name = network
+        per_network[network] = describe_lib.trainer_fields(run_config, overridden, "train.")
+    header = (f"Config {cli.config_filename()}, resolved: after the command line's "
+              "overrides, with the fields of train left at None filled from each "
+              "network's recipe in the registry (a value that differs between the "
+              "networks is given per network). Override any field with "
+              "--config.<field>=<value>.")
+    fields = (describe_lib.plain_fields(config, {"networks": CONFIG_DOCS["networks"]},
+                                        overridden)
+              + describe_lib.merge(per_network)
+              + describe_lib.plain_fields(
+                  config, {k: v for k, v in CONFIG_DOCS.items() if k != "networks"},
+                  overridden))
+    return describe_lib.format_fields(fields, header)
 
 
 def _check(config):
@@ -72,8 +115,11 @@ def run_figure1(config, workdir):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    cli.set_up_logging()
+    quiet.set_up_logging()
     config = cli.apply_overrides(cli.CONFIG.value, data_field="train.data")
+    if cli.PRINT_CONFIG.value:
+        print(cli.run(lambda: describe(config)), flush=True)
+        return
     summary = cli.run(lambda: run_figure1(config, cli.WORKDIR.value))
     from bn_zoo.plots import figure1
 
@@ -91,5 +137,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config", "workdir"])
+    cli.require_flags()
     app.run(main, flags_parser=cli.parse_flags)

@@ -12,6 +12,8 @@ and the paper's claims the runs check. With --output, also plots the
 validation accuracy of all runs against the training steps (Figure 2).
 """
 
+from trainers import quiet  # First: quiets TensorFlow before it starts.
+
 import sys
 
 from absl import app, flags
@@ -56,6 +58,7 @@ def report(runs, target=None, baseline="inception", column="eval_accuracy", outp
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    quiet.set_up_logging()
     from bn_zoo import results
 
     try:

@@ -2,9 +2,11 @@
 
 The images come from TensorFlow Datasets (`tfds.load("mnist")`), read once
 into memory as uint8 (47 MB for the 60,000 training images). Nothing is ever
-downloaded: a data set that is not prepared under `data_dir` (or
-`$TFDS_DATA_DIR`) is an error that says where it looked and how to point at a
-prepared copy.
+downloaded, and the network is never touched: a data set that is not
+prepared under `data_dir` (or `$TFDS_DATA_DIR`) is an error, raised at once,
+that says where it looked, how to point at a prepared copy and how to
+prepare one on a machine with internet access. (TFDS' own download, on a
+machine without internet, retries for minutes before it fails.)
 
 The order of training examples is a pure function of `(seed, step)`: epoch e
 visits the examples in the permutation `stateless_shuffle(range(N), (seed, e))`
@@ -45,8 +47,10 @@ def _load_split(split, data_dir):
             f"for {builder.data_dir}), and bn_zoo never downloads it. Point at "
             "a prepared copy with --data_dir=DIR (or config.data.data_dir, or "
             "the TFDS_DATA_DIR environment variable), e.g. "
-            "TFDS_DATA_DIR=../shared/tensorflow_datasets, or prepare it once "
-            "with `tfds build mnist` on a machine with internet access."
+            "TFDS_DATA_DIR=../shared/tensorflow_datasets, or prepare one on a "
+            "machine with internet access (an 11 MB download) with `python -c \"import "
+            "tensorflow_datasets as tfds; tfds.builder('mnist', data_dir='DIR')"
+            ".download_and_prepare()\"` and copy DIR here."
         )
     try:
         arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))

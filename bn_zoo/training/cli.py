@@ -8,12 +8,18 @@ Importing this module defines the flags (once per process):
     --strategy=NAME                    overrides config.strategy
     --tpu=ADDRESS                      overrides config.tpu
     --data_dir=DIR                     overrides config.data.data_dir
+    --print_config                     prints the resolved config (every field,
+                                       its value, origin, default and meaning)
+                                       and exits; --workdir is not needed
+
+Entry points call `require_flags()` before `app.run` and adopt these flags
+as key flags (`flags.adopt_module_key_flags(cli)`), so `--help` lists them.
 """
 
 import sys
 
 import ml_collections
-from absl import flags, logging
+from absl import flags
 from ml_collections import config_flags
 
 from bn_zoo.training.config import STRATEGIES
@@ -43,7 +49,43 @@ TPU = flags.DEFINE_string(
 DATA_DIR = flags.DEFINE_string(
     "data_dir", None,
     "TensorFlow Datasets data directory holding the prepared data set; overrides "
-    "config.data.data_dir. Default: $TFDS_DATA_DIR, else ~/tensorflow_datasets.")
+    "config.data.data_dir. Default: $TFDS_DATA_DIR, else ~/tensorflow_datasets. "
+    "Nothing is downloaded: a data set missing there is an error.")
+PRINT_CONFIG = flags.DEFINE_boolean(
+    "print_config", False,
+    "Print every field of the resolved config (after the --config.* overrides, with "
+    "the fields left at None filled from the model's recipe): its value, where the "
+    "value comes from, its default and its meaning; then exit without touching "
+    "--workdir (which may be left out).")
+
+
+def require_flags():
+    """--config is required; --workdir too, unless --print_config."""
+    flags.mark_flag_as_required("config")
+    flags.register_multi_flags_validator(
+        ["workdir", "print_config"],
+        lambda values: values["workdir"] is not None or values["print_config"],
+        message="--workdir is required (the run's directory), unless --print_config.")
+
+
+def overridden_fields(data_field="data"):
+    """Dotted config paths set on the command line: --config.<field>=... and
+    the fields --strategy, --tpu and --data_dir override."""
+    paths = set(config_flags.get_override_values(flags.FLAGS["config"]))
+    parent = data_field.rpartition(".")[0]
+    parent = parent + "." if parent else ""
+    if STRATEGY.value is not None:
+        paths.add(parent + "strategy")
+    if TPU.value is not None:
+        paths.add(parent + "tpu")
+    if DATA_DIR.value is not None:
+        paths.add(data_field + ".data_dir")
+    return paths
+
+
+def config_filename():
+    """The path given to --config."""
+    return config_flags.get_config_filename(flags.FLAGS["config"])
 
 
 def apply_overrides(config, data_field="data"):
@@ -71,7 +113,7 @@ def parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
-        print(f"ERROR (flags): {str(error).rstrip('.')}. Pass --helpfull to list the flags.",
+        print(f"ERROR (flags): {str(error).rstrip('.')}. --help lists the flags.",
               file=sys.stderr, flush=True)
         sys.exit(1)
     except (AttributeError, KeyError) as error:
@@ -82,17 +124,12 @@ def parse_flags(argv):
         name = detail.split("\n")[0].strip("'\"")
         culprit = next((a.split("=")[0] for a in argv[1:]
                         if a.startswith("--config.") and name in a.split("=")[0]), name)
-        hint = " ".join(detail.split("\n")[1:])
-        print(f"ERROR (ConfigError): Unknown config field {culprit!r}. {hint} "
-              "The fields are listed in bn_zoo/training/config.py.",
+        hint = " ".join(detail.split("\n")[1:]).strip()
+        hint = f"{hint} " if hint else ""
+        print(f"ERROR (ConfigError): Unknown config field {culprit!r}. {hint}"
+              "--config=FILE --print_config lists the fields with their meaning.",
               file=sys.stderr, flush=True)
         sys.exit(1)
-
-
-def set_up_logging():
-    """INFO-level absl logging (progress lines) unless --verbosity was given."""
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.INFO)
 
 
 def run(fn):

@@ -1,7 +1,10 @@
 """The trainer's configuration: every field, its default, its validation.
 
 An experiment config (`configs/<experiment>.py`) starts from
-`default_config()` and changes what the experiment needs. Fields left at
+`default_config()` and changes what the experiment needs. `FIELD_DOCS` says
+what every field means (those of `config.data` are the data source's
+`FIELD_DOCS`, `bn_zoo.training.inputs`); `python -m trainers.train
+--config=... --print_config` prints them with the resolved values. Fields left at
 None are filled from the model's recipe in the registry
 (`bn_zoo.model_info(name).recipe`), so the paper's recipe (Sections 4.1, 4.2)
 lives in one place and every knob can still be overridden:
@@ -81,57 +84,133 @@ _FREE_FORM = ("model.kwargs",)
 
 
 def default_config():
-    """Every field the trainer reads, with its default."""
+    """Every field the trainer reads, with its default (meanings: FIELD_DOCS)."""
     return ml_collections.ConfigDict({
         "model": {
-            "name": placeholder(str),  # A registered name, bn_zoo.list_models().
-            # Extra keyword arguments of bn_zoo.create_model (e.g. input_shape,
-            # batch_norm_kwargs). The trainer always trains on logits.
+            "name": placeholder(str),
             "kwargs": ml_collections.ConfigDict(),
         },
         "data": inputs.default_config("mnist"),
-        "seed": 0,  # Weights initialization and data order.
-        "global_batch_size": placeholder(int),  # Summed over all replicas.
+        "seed": 0,
+        "global_batch_size": placeholder(int),
         "num_train_steps": placeholder(int),
-        "steps_per_loop": 1000,  # Steps per tf.function call (max).
+        "steps_per_loop": 1000,
         "log_every_steps": 1000,
         "eval_every_steps": 1000,
-        "eval_batch_size": 1000,  # Global.
+        "eval_batch_size": 1000,
         "checkpoint_every_steps": 5000,
         "max_checkpoints_to_keep": 3,
         "optimizer": {
-            "name": placeholder(str),  # One of OPTIMIZERS.
+            "name": placeholder(str),
             "base_learning_rate": placeholder(float),
             "reference_batch_size": placeholder(int),
             "momentum": placeholder(float),
             "nesterov": False,
-            # λ of the gradient term λ·w on every kernel (loss λ/2·Σw²).
             "weight_decay": placeholder(float),
         },
         "schedule": {
-            "decay_rate": placeholder(float),  # 1.0: constant learning rate.
+            "decay_rate": placeholder(float),
             "decay_steps": placeholder(int),
             "staircase": True,
         },
         "label_smoothing": 0.0,
-        "strategy": "default",  # One of STRATEGIES.
-        "tpu": "",  # TPU name or grpc:// address for strategy="tpu".
-        "num_cpu_devices": 0,  # >0: split the CPU into this many logical devices.
-        "synchronized_batch_norm": False,  # BN statistics over all replicas.
-        "mixed_precision": "float32",  # One of PRECISIONS.
-        "jit_compile": False,  # XLA-compile the training step.
-        # Percentiles of one unit of a layer's *input* over the first
-        # `num_examples` evaluation images, at every evaluation (Figure 1(b, c)).
+        "strategy": "default",
+        "tpu": "",
+        "num_cpu_devices": 0,
+        "synchronized_batch_norm": False,
+        "mixed_precision": "float32",
+        "jit_compile": False,
         "probe": {
-            "layer": "",  # Empty: no probe.
+            "layer": "",
             "unit": 0,
             "num_examples": 1000,
             "percentiles": (15, 50, 85),
         },
-        # After the last step: Algorithm 2's population statistics from this
-        # many training batches (0: skip), then evaluation with them.
         "population_batches": 0,
     })
+
+
+# What each field of default_config() means (config.data: the data source's
+# FIELD_DOCS). "None: the recipe's <key>" marks the fields of RECIPE_FIELDS.
+FIELD_DOCS = {
+    "model.name": "Registered model to train: one of bn_zoo.list_models().",
+    "model.kwargs": (
+        "Extra keyword arguments of bn_zoo.create_model (e.g. input_shape, classes, "
+        "depth_multiplier, batch_norm_kwargs). Not classifier_activation, weights or "
+        "input_tensor: the trainer builds the model from scratch and trains on its logits."),
+    "seed": ("Seed of the weights' initialization and of the data order: the same seed "
+             "gives the same batches in the same order."),
+    "global_batch_size": (
+        "Training examples per step, summed over all replicas; must divide evenly "
+        "among them. None: the recipe's batch_size_per_replica (the paper's batch)."),
+    "num_train_steps": "Length of the run, in training steps. None: the recipe's train_steps.",
+    "steps_per_loop": (
+        "Most training steps per tf.function call; the loop also returns to Python at "
+        "every log, evaluation and checkpoint step."),
+    "log_every_steps": (
+        "Interval, in steps, of the progress line (training loss and accuracy, learning "
+        "rate, steps/s) and of the train/* TensorBoard scalars."),
+    "eval_every_steps": (
+        "Interval, in steps, of the evaluation on data.eval_split: one metrics.csv row "
+        "(also at step 0 of a fresh run and at the last step)."),
+    "eval_batch_size": "Global batch of the evaluation; must divide evenly among the replicas.",
+    "checkpoint_every_steps": "Interval, in steps, of the checkpoints (also at the last step).",
+    "max_checkpoints_to_keep": "How many of the newest checkpoints workdir/checkpoints keeps.",
+    "optimizer.name": f"One of {', '.join(OPTIMIZERS)}. None: the recipe's optimizer.",
+    "optimizer.base_learning_rate": (
+        "Learning rate at a global batch of reference_batch_size: the run starts at "
+        "base_learning_rate * global_batch_size / reference_batch_size. None: the "
+        "recipe's base_learning_rate."),
+    "optimizer.reference_batch_size": (
+        "Global batch at which base_learning_rate applies. None: the recipe's "
+        "batch_size_per_replica."),
+    "optimizer.momentum": "Momentum of sgd_momentum (0: plain SGD). None: the recipe's momentum.",
+    "optimizer.nesterov": "Nesterov momentum (sgd_momentum).",
+    "optimizer.weight_decay": (
+        "L2 weight decay: the gradient of every kernel w gets weight_decay * w (a loss "
+        "term weight_decay/2 * sum(w**2)). None: the recipe's weight_decay."),
+    "schedule.decay_rate": (
+        "Exponential decay: the learning rate is multiplied by decay_rate every "
+        "decay_steps steps (1.0: constant). None: the recipe's lr_decay_rate."),
+    "schedule.decay_steps": "Steps per decay_rate factor. None: the recipe's lr_decay_steps.",
+    "schedule.staircase": (
+        "Decay in whole steps (decay_rate ** floor(t / decay_steps)) rather than "
+        "continuously."),
+    "label_smoothing": "Label smoothing of the cross-entropy loss, in [0, 1).",
+    "strategy": (
+        f"tf.distribute strategy: one of {', '.join(STRATEGIES)} (multi_worker_mirrored "
+        "reads the cluster from TF_CONFIG). --strategy overrides it."),
+    "tpu": ("TPU name or grpc:// address for strategy tpu ('' for a local TPU VM). "
+            "--tpu overrides it."),
+    "num_cpu_devices": (
+        "0: the CPU stays one device; N > 0 splits it into N logical devices (e.g. to "
+        "run strategy mirrored on a CPU)."),
+    "synchronized_batch_norm": (
+        "BN statistics over the global batch of all replicas (one all-reduce per BN "
+        "layer) instead of each replica's own batch."),
+    "mixed_precision": (
+        f"Keras dtype policy: one of {', '.join(PRECISIONS)} (mixed_float16 with loss "
+        "scaling); BN statistics and variables stay float32."),
+    "jit_compile": "XLA-compile the training step.",
+    "probe.layer": (
+        "Layer whose input is probed at every evaluation (Figure 1(b, c) probes "
+        "hidden3_sigmoid, the input of a sigmoid); '' for no probe."),
+    "probe.unit": "Unit (index on the last axis) of the probed input.",
+    "probe.num_examples": "How many of the first evaluation images the probe reads.",
+    "probe.percentiles": "Percentiles of the probed unit's input, written as probe_p<q> columns.",
+    "population_batches": (
+        "After the last step: Algorithm 2's population statistics from this many "
+        "training batches (0: skip), then the final evaluation with them."),
+}
+
+
+def field_docs(data_name="mnist"):
+    """What every field of a trainer config with data source `data_name` means,
+    by dotted path (`data.*` from the data source), in a reading order."""
+    docs = {k: v for k, v in FIELD_DOCS.items() if k.startswith("model.")}
+    docs.update({f"data.{k}": v for k, v in inputs.field_docs(data_name).items()})
+    docs.update(FIELD_DOCS)
+    return docs
 
 
 def to_dict(config):
@@ -139,6 +218,12 @@ def to_dict(config):
     if isinstance(config, ml_collections.ConfigDict):
         config = config.to_dict()
     return json.loads(json.dumps(config))
+
+
+def flat_fields(config):
+    """`{dotted path: value}` of every field of `config` (a `ConfigDict` or
+    dict; free-form sub-configs such as model.kwargs stay one entry)."""
+    return _flatten(to_dict(config))
 
 
 def _flatten(tree, prefix=""):
@@ -167,8 +252,8 @@ def _check_known_fields(config):
             close = difflib.get_close_matches(path, known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"Unknown config field {path!r}.{hint} The trainer's fields are "
-                "listed in bn_zoo/training/config.py (default_config)."
+                f"Unknown config field {path!r}.{hint} --print_config prints the "
+                "trainer's fields with their meaning (bn_zoo/training/config.py)."
             )
 
 

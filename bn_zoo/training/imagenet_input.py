@@ -55,25 +55,54 @@ class ImageNetInput:
             "inception" mode of `bn_zoo.models.preprocess_input`).
     """
 
+    FIELD_DOCS = {
+        "name": "Data source: mnist, mnist_inception or imagenet (bn_zoo.training.inputs).",
+        "source": "tfds (imagenet2012 prepared by TensorFlow Datasets) or tfrecord (shards).",
+        "data_dir": (
+            "tfds: the TFDS data directory (None: $TFDS_DATA_DIR, else "
+            "~/tensorflow_datasets). tfrecord: the shard directory (required). Never "
+            "downloaded. --data_dir overrides it."),
+        "tfds_name": "TFDS builder name.",
+        "train_split": "Split to train on; tfds also accepts slices such as train[:10%].",
+        "eval_split": "Split to evaluate on.",
+        "num_classes": "Classes; a label outside [0, num_classes) after label_offset is an error.",
+        "label_offset": (
+            "Subtracted from stored labels. None: 1 for tfrecord (the standard layout "
+            "stores 1..1000), 0 for tfds."),
+        "image_size": "Output height and width of the crops.",
+        "distortion_strength": (
+            "Scale of the photometric distortions (0: none, 1: Inception's). None: the "
+            "recipe's distortion_strength (smaller for BN-x, Section 4.2.1)."),
+        "area_range": "Fraction of the image area the random training crop keeps.",
+        "aspect_ratio_range": "Width/height range of the random training crop.",
+        "central_fraction": "Fraction of each side the evaluation crop keeps.",
+        "dtype": "Dtype of the images: float32, bfloat16 or float16.",
+        "shuffle_buffer_size": (
+            "Records per input pipeline in the shuffle buffer (1: each shard read in "
+            "order). None: from the recipe's shuffle_thoroughly (Section 4.2.1): "
+            "10,000 if True, else 1."),
+        "cycle_length": "Files one input pipeline reads at the same time (interleave).",
+        "eval_drop_remainder": "Drop the last partial evaluation batch (set True on TPU).",
+        "seed": "Seed of the data order and augmentation. None: the trainer's config.seed.",
+        "validate_num_files": (
+            "Preflight check before training: how many shards of each split it reads "
+            "(0: all)."),
+        "validate_num_records": "Preflight check: how many records of each checked shard (0: all).",
+    }
+
     @staticmethod
     def default_config():
         config = imagenet.default_config().to_dict()
         config.update({
             "data_dir": placeholder(str),
             "label_offset": placeholder(int),
-            "seed": placeholder(int),  # None: the trainer's config.seed.
-            # None: the model's recipe["distortion_strength"].
+            "seed": placeholder(int),
             "distortion_strength": placeholder(float),
-            # None: from the model's recipe["shuffle_thoroughly"] (Section
-            # 4.2.1): 10,000 records if True, 1 (shards in order) if False.
             "shuffle_buffer_size": placeholder(int),
         })
         return ml_collections.ConfigDict({
             "name": "imagenet",
             **config,
-            # Preflight check before training: the first `validate_num_records`
-            # records of the first `validate_num_files` shards of each split
-            # (0: all of them). The default reads one record of every shard.
             "validate_num_files": 0,
             "validate_num_records": 1,
         })

@@ -3,6 +3,7 @@
 `config.data.name` picks an entry of `INPUTS`; the class provides
 
     default_config()              the fields of config.data, with defaults
+    FIELD_DOCS                    what each of those fields means
     check_config(data)            raises ConfigError on a bad value
     Input(data, preprocess)       loads or validates the data (DataError if missing)
     .num_classes
@@ -42,6 +43,11 @@ def _input_class(name):
 def default_config(name):
     """The `config.data` fields of data source `name`, with defaults."""
     return _input_class(name).default_config()
+
+
+def field_docs(name):
+    """What each field of data source `name`'s `config.data` means."""
+    return dict(_input_class(name).FIELD_DOCS)
 
 
 def check_config(data):

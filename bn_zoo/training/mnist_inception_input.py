@@ -38,11 +38,18 @@ class MNISTInceptionInput(MNISTInput):
             (`bn_zoo.models.preprocess_input` in the model's mode).
     """
 
+    FIELD_DOCS = {
+        **MNISTInput.FIELD_DOCS,
+        "image_size": (
+            f"Side the 28x28 digits are resized to (bilinear, at least {MIN_IMAGE_SIZE}, "
+            "the smallest Inception input), then repeated to 3 channels."),
+    }
+
     @staticmethod
     def default_config():
         return ml_collections.ConfigDict({
             "name": "mnist_inception",
-            "data_dir": placeholder(str),  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+            "data_dir": placeholder(str),
             "train_split": "train",
             "eval_split": "test",
             "image_size": MIN_IMAGE_SIZE,

@@ -10,11 +10,20 @@ class MNISTInput:
     """MNIST from TFDS, in memory, in a (seed, step)-determined order
     (`bn_zoo.data.mnist`)."""
 
+    FIELD_DOCS = {
+        "name": "Data source: mnist, mnist_inception or imagenet (bn_zoo.training.inputs).",
+        "data_dir": (
+            "TFDS data directory holding the prepared mnist (None: $TFDS_DATA_DIR, else "
+            "~/tensorflow_datasets). Never downloaded. --data_dir overrides it."),
+        "train_split": "TFDS split to train on; slices such as train[:6000] work.",
+        "eval_split": "TFDS split to evaluate on.",
+    }
+
     @staticmethod
     def default_config():
         return ml_collections.ConfigDict({
             "name": "mnist",
-            "data_dir": placeholder(str),  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+            "data_dir": placeholder(str),
             "train_split": "train",
             "eval_split": "test",
         })
