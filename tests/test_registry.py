@@ -2,6 +2,7 @@
 preprocessing, and registered weights checked with real files."""
 
 import dataclasses
+import os
 import hashlib
 
 import numpy as np
@@ -247,3 +248,16 @@ def test_truncated_and_misnamed_files_are_refused(tmp_path):
     other.write_bytes(b"")
     with pytest.raises(ValueError, match=r"'\*\.weights\.h5'"):
         bn_zoo.create_model("mlp", weights=str(other))
+
+
+def test_subpackages_are_reachable_from_a_plain_import():
+    import subprocess
+    import sys
+
+    code = ("import bn_zoo; print(bn_zoo.export.export_model.__name__, "
+            "bn_zoo.convert.from_slim.__name__, 'export' in dir(bn_zoo))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert done.stdout.split() == ["export_model", "from_slim", "True"], done.stderr[-2000:]
+    with pytest.raises(AttributeError, match="no attribute 'exporter'"):
+        bn_zoo.exporter
