@@ -44,9 +44,8 @@ _USER_ERRORS = (ValueError, TypeError, ImportError, FileExistsError, FileNotFoun
 def convert(source, input_path, output_path, classes=1000, include_top=True):
     """Converts `input_path` and writes `output_path` atomically; returns the
     factory arguments that load it."""
-    import uuid
-
-    from bn_zoo import convert as convert_lib
+    from bn_zoo.convert import releases
+    from bn_zoo.models import weights as weights_lib
 
     output_path = os.path.abspath(output_path)
     if not output_path.endswith(".weights.h5"):
@@ -55,18 +54,9 @@ def convert(source, input_path, output_path, classes=1000, include_top=True):
         raise FileExistsError(f"{output_path} exists; choose another --output or remove it.")
     if not os.path.exists(input_path):
         raise FileNotFoundError(f"--input {input_path} does not exist.")
-    function = {"slim": convert_lib.from_slim, "caffe_torch": convert_lib.from_caffe_torch}[source]
     kwargs = dict(include_top=include_top, classes=classes)
-    model = function(input_path, **kwargs)
-    directory = os.path.dirname(output_path)
-    os.makedirs(directory, exist_ok=True)
-    partial = os.path.join(directory, f".{uuid.uuid4().hex}.partial.weights.h5")
-    try:
-        model.save_weights(partial)
-        os.replace(partial, output_path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    model = releases.converter(source)(input_path, **kwargs)
+    weights_lib.save_weights_atomically(model, output_path)
     variant = "slim" if source == "slim" else "caffe"
     return dict(kwargs, variant=variant)
 

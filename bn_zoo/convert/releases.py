@@ -17,7 +17,6 @@ entry is left and the next call fetches again.
 
 import os
 import re
-import uuid
 
 import keras
 from keras.src.backend.config import keras_home
@@ -103,14 +102,7 @@ def fetch_converted(model_name, weights_name, classes=None):
     try:
         verify_hash_prefix(release)
         model = converter(entry.release)(release, classes=classes)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        partial = os.path.join(os.path.dirname(target), f".{uuid.uuid4().hex}.partial.weights.h5")
-        try:
-            model.save_weights(partial)
-            os.replace(partial, target)
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
+        weights_lib.save_weights_atomically(model, target)
     except ConversionError as error:
         if os.path.exists(release):
             os.remove(release)

@@ -19,6 +19,7 @@ import hashlib
 import os
 import pathlib
 import tempfile
+import uuid
 
 import h5py
 import keras
@@ -257,6 +258,22 @@ def fetch(model_name, weights_name):
             "was registered. It was not loaded. Restore the file (or update the "
             "hash in bn_zoo/models/weights.py if the new file is intended)."
         ) from error
+
+
+def save_weights_atomically(model, path):
+    """`model.save_weights(path)`, atomically: written to a hidden partial file
+    beside `path`, then renamed over it, so `path` is never half-written and
+    a failure leaves no file behind. Creates the directory if needed."""
+    path = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    partial = os.path.join(directory, f".{uuid.uuid4().hex}.partial{WEIGHTS_SUFFIX}")
+    try:
+        model.save_weights(partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
 
 
 def sha256_of(path):

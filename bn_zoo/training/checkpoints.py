@@ -8,7 +8,6 @@ a run killed while saving keeps the previous checkpoint.
 
 import os
 import shutil
-import uuid
 
 import tensorflow as tf
 
@@ -130,14 +129,5 @@ def save_weights(workdir, path):
     path = os.path.abspath(os.fspath(path))
     if not path.endswith(".weights.h5"):
         raise ValueError(f"The weights file must end in '.weights.h5'; got {path!r}.")
-    model = restore_model(workdir)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    partial = os.path.join(directory, f".{uuid.uuid4().hex}.partial.weights.h5")
-    try:
-        model.save_weights(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    weights_lib.save_weights_atomically(restore_model(workdir), path)
     return weights_lib.sha256_of(path)
