@@ -83,10 +83,11 @@ for job in jobs:
     function = loaded[job["path"]].signatures[job["signature"]]
     inputs = {}
     for key, value in job["inputs"].items():
-        if isinstance(value, list):
-            inputs[key] = tf.constant([open(p, "rb").read() for p in value], tf.string)
-        else:
+        if isinstance(value, str) and value.endswith(".npy"):
             inputs[key] = tf.constant(np.load(value))
+        else:  # Files of encoded images, in any nesting.
+            read = lambda v: [read(x) for x in v] if isinstance(v, list) else open(v, "rb").read()
+            inputs[key] = tf.constant(read(value), tf.string)
     try:
         outputs = function(**inputs)
     except Exception as e:
@@ -227,6 +228,13 @@ def _export_all(model, directory, name, preprocessing):
     }
 
 
+def _with_pixel(images, value):
+    """Real digits as float32, with one pixel of the second image set to `value`."""
+    bad = images[:3].astype("float32")
+    bad[1, 14, 9, 0] = value
+    return bad
+
+
 def _add_mnist_jobs(jobs, root, paths):
     mlp = _trained_bn_mlp()
     images, _ = _mnist("test", 64)
@@ -245,6 +253,12 @@ def _add_mnist_jobs(jobs, root, paths):
         "empty": ("serving_default", np.zeros((0, 28, 28, 1), "float32")),
         "float64": ("serving_default", np.zeros((2, 28, 28, 1), "float64")),
         "int32_to_uint8": ("serving_uint8", np.zeros((2, 28, 28, 1), "int32")),
+        # Valid shapes, invalid values: one bad pixel among real digits.
+        "nan": ("serving_default", _with_pixel(images, np.nan)),
+        "inf": ("serving_default", _with_pixel(images, np.inf)),
+        "negative": ("serving_default", _with_pixel(images, -1.0)),
+        "above_255": ("serving_default", _with_pixel(images, 255.5)),
+        "scaled_to_unit_range": ("serving_default", images.astype("float32") / 255.0 - 0.5),
     }
     for case, (signature, value) in bad.items():
         inputs = {"images": jobs.array(f"bad_mlp_{case}", value)}
@@ -284,6 +298,10 @@ def _add_inception_jobs(jobs, root, paths):
 
     garbage = jobs.directory / "garbage.bin"
     garbage.write_bytes(b"definitely not an image")
+    gif = jobs.directory / "image.gif"  # A 1x1 GIF89a: not UTF-8 past its magic.
+    gif.write_bytes(b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9"
+                    b"\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00"
+                    b"\x02\x02D\x01\x00;")
     truncated = jobs.directory / "truncated.png"
     with open(encoded[0], "rb") as f:
         truncated.write_bytes(f.read()[:60])
@@ -295,6 +313,11 @@ def _add_inception_jobs(jobs, root, paths):
         "garbage_bytes": ("image_bytes", {"image_bytes": [encoded[0], str(garbage)]}),
         "truncated_bytes": ("image_bytes", {"image_bytes": [str(truncated)]}),
         "empty_bytes": ("image_bytes", {"image_bytes": []}),
+        "gif_bytes": ("image_bytes", {"image_bytes": [str(gif)]}),
+        "bytes_2d": ("image_bytes", {"image_bytes": [[encoded[0], encoded[1]]]}),
+        "bytes_scalar": ("image_bytes", {"image_bytes": encoded[0]}),
+        "pixels_nan": ("serving_default", {"images": jobs.array(
+            "nan_rgb", (np.where(np.arange(3) == 1, np.nan, 100.0) * np.ones((1, 40, 36, 3))).astype("float32"))}),
     }
     for case, (signature, inputs) in bad.items():
         jobs.add(f"bad/inception/{case}", paths["bn_inception/folded"], signature, inputs)
@@ -399,8 +422,9 @@ def test_signature_names_dtypes_and_shapes(served):
     assert mlp["serving_uint8"] == {"inputs": {"images": ["uint8", None]}, "outputs": outputs}
     inception = info[served["paths"]["bn_inception/unfolded"]]["signatures"]
     assert sorted(inception) == ["image_bytes", "serving_default", "serving_uint8"]
+    # Unknown rank, as `images`: a run-time assertion checks it is [batch].
     assert inception["image_bytes"] == {
-        "inputs": {"image_bytes": ["string", [None]]}, "outputs": outputs,
+        "inputs": {"image_bytes": ["string", None]}, "outputs": outputs,
     }
 
 
@@ -416,7 +440,28 @@ BAD_INPUTS = {
     "bad/inception/rank2": "must have shape [batch, height, width, 3]",
     "bad/inception/garbage_bytes": "is not an encoded JPEG or PNG image",
     "bad/inception/truncated_bytes": "PNG",
-    "bad/inception/empty_bytes": "must hold at least one encoded image",
+    "bad/inception/empty_bytes": "holds at least one encoded image",
+    "bad/mlp/nan": "must hold finite pixel values in [0, 255]",
+    "bad/mlp/inf": "must hold finite pixel values in [0, 255]",
+    "bad/mlp/negative": "must hold finite pixel values in [0, 255]",
+    "bad/mlp/above_255": "must hold finite pixel values in [0, 255]",
+    "bad/mlp/scaled_to_unit_range": "raw pixels, not scaled ones",
+    "bad/inception/pixels_nan": "must hold finite pixel values in [0, 255]",
+    "bad/inception/gif_bytes": "is not an encoded JPEG or PNG image",
+    "bad/inception/bytes_2d": "`image_bytes` must be a 1-D string tensor [batch]",
+    "bad/inception/bytes_scalar": "`image_bytes` must be a 1-D string tensor [batch]",
+}
+# What the messages report about the input received (the value checks).
+BAD_INPUT_DETAILS = {
+    "bad/mlp/nan": "] [0 255] [1]",
+    "bad/mlp/inf": "] [0 255] [1]",
+    "bad/mlp/negative": "] [-1 255] [0]",
+    "bad/mlp/above_255": "] [0 255.5] [0]",
+    "bad/mlp/scaled_to_unit_range": "] [-0.5 0.5] [0]",
+    "bad/inception/pixels_nan": "] [100 100] [1440]",
+    "bad/inception/gif_bytes": "[GIF89a",
+    "bad/inception/bytes_2d": "Received shape:] [1 2]",
+    "bad/inception/bytes_scalar": "Received shape:] []",
 }
 
 
@@ -426,6 +471,14 @@ def test_bad_signature_inputs_fail_clearly(served, job_id):
     assert "error" in result, f"{job_id} returned outputs instead of failing"
     assert result["error"] == "InvalidArgumentError"
     assert BAD_INPUTS[job_id] in result["message"], result["message"][:500]
+    assert BAD_INPUT_DETAILS.get(job_id, "") in result["message"], result["message"][:500]
+
+
+def test_pixel_value_check_passes_the_whole_range(served):
+    """0 and 255 themselves are served (real digits hold both)."""
+    images = served["mnist_images"]
+    assert images.min() == 0 and images.max() == 255
+    assert "error" not in served["report"]["results"]["bn_mlp/folded/float"]
 
 
 def _cli(*args, timeout=180):

@@ -198,3 +198,47 @@ def test_cli_exports_a_trained_workdir(trained_workdir, tmp_path):
     expected = np.asarray(model(x, training=False))
     np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=0, atol=1e-5)
     assert served["classes"].shape == (100, 2)
+
+
+def test_cli_exports_a_trained_workdir_as_int8_litert(trained_workdir, tmp_path):
+    """--format=litert --quantize=int8 on a workdir: calibrated on the run's
+    own training data (config.data), written atomically as model.tflite,
+    and it classifies as the restored model does."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    base = tmp_path / "litert"
+    result = _run_export(f"--workdir={trained_workdir}", f"--export_dir={base}",
+                         "--format=litert", "--quantize=int8", "--calibration_steps=5")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == str(base / "1")
+    assert _listing(base) == ["1", os.path.join("1", "model.tflite")]
+    assert "int8 litert" in result.stderr
+
+    interpreter = Interpreter(model_path=str(base / "1" / "model.tflite"))
+    assert any(d["dtype"] == np.int8 for d in interpreter.get_tensor_details())
+    images, _ = mnist.load("test", os.environ.get("TFDS_DATA_DIR"))
+    images = images[:200].astype("float32")
+    out = interpreter.get_signature_runner("serving_default")(images=images)
+    expected = np.asarray(training.restore_model(trained_workdir)(images / 255.0, training=False))
+    agreement = np.mean(out["classes"][:, 0] == expected.argmax(1))
+    assert agreement >= 0.9, agreement
+    np.testing.assert_allclose(out["probabilities"].sum(1), 1.0, atol=0.05)
+
+
+def test_cli_missing_runtime_package_exits_1_and_writes_nothing(tmp_path):
+    """A missing runtime package (its import blocked in the export's own
+    process): one line naming it and the extra, exit code 1, nothing written.
+    (The other refusals are ValueErrors, tested in test_export_formats.py;
+    test_cli_errors_exit_nonzero_and_write_nothing shows how the command
+    reports those.)"""
+    base = tmp_path / "m"
+    code = ("import runpy, sys; sys.modules['ai_edge_litert'] = None; "
+            f"sys.argv = ['export', '--model=bn_mlp', '--export_dir={base}', '--format=litert']; "
+            "runpy.run_module('trainers.export', run_name='__main__')")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "needs ai-edge-litert, which is not installed" in result.stderr
+    assert "pip install 'bn_zoo[export]'" in result.stderr
+    assert not base.exists()

@@ -1,16 +1,22 @@
-r"""Exports a trained workdir or a registered model as a SavedModel for serving.
+r"""Exports a trained workdir or a registered model for serving: a SavedModel,
+an ONNX file or a LiteRT file (float32 or int8).
 
     python -m trainers.export --workdir=/tmp/bn_mlp --export_dir=/tmp/serving/bn_mlp
     python -m trainers.export --model=bn_mlp --weights=mnist \
         --export_dir=/tmp/serving/bn_mlp [--version=3] [--nofold_batch_norm] \
         [--noconstant_weights]
+    python -m trainers.export --model=bn_mlp --weights=mnist --format=onnx \
+        --export_dir=/tmp/onnx/bn_mlp
+    python -m trainers.export --model=bn_mlp --weights=mnist --format=litert \
+        --quantize=int8 --calibration_steps=100 --export_dir=/tmp/litert/bn_mlp
 
-Writes EXPORT_DIR/<version>/ (saved_model.pb, variables/), the layout
-TensorFlow Serving loads. By default the graph is the inference network of
-Algorithm 2: every batch normalization folded into the convolution or dense
-layer before it (step 11), and the weights stored as graph constants (frozen
-parameters), which TensorFlow serves faster than variables. See
-bn_zoo/export/ for the signatures.
+Writes EXPORT_DIR/<version>/: saved_model.pb and variables/ (the layout
+TensorFlow Serving loads), or model.onnx, or model.tflite. By default the
+graph is the inference network of Algorithm 2: every batch normalization
+folded into the convolution or dense layer before it (step 11), and the
+weights stored as graph constants (frozen parameters), which TensorFlow
+serves faster than variables. See bn_zoo/export/ for the signatures and
+docs/export.md for the ONNX and LiteRT files.
 """
 
 from trainers import quiet  # First: quiets TensorFlow before it starts.
@@ -64,6 +70,40 @@ _CONSTANT_WEIGHTS = flags.DEFINE_boolean(
     "faster). false keeps them as variables, e.g. to read them back from the "
     "SavedModel or for models over 1 GiB.",
 )
+_FORMAT = flags.DEFINE_string(
+    "format",
+    "saved_model",
+    "Export format: saved_model (TensorFlow Serving), onnx (ONNX Runtime) or "
+    "litert (LiteRT / TensorFlow Lite). onnx and litert need the export extra: "
+    "pip install 'bn_zoo[export]'.",
+)
+_QUANTIZE = flags.DEFINE_string(
+    "quantize",
+    None,
+    "With --format=litert: int8 for post-training full-integer quantization, "
+    "calibrated on the model's training data. Default: float32.",
+)
+_CALIBRATION_STEPS = flags.DEFINE_integer(
+    "calibration_steps",
+    100,
+    "With --quantize=int8: batches of 32 training images the activation ranges "
+    "are calibrated on.",
+)
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir",
+    None,
+    "With --model and --quantize: where the calibration data is (MNIST for the "
+    "MLPs: a TFDS data directory; ImageNet for the Inception family: see "
+    "--data_source). Default: $TFDS_DATA_DIR. A --workdir calibrates on its "
+    "own config.data.",
+)
+_DATA_SOURCE = flags.DEFINE_enum(
+    "data_source",
+    "tfds",
+    ["tfds", "tfrecord"],
+    "With --model, --quantize and an Inception model: ImageNet from TFDS "
+    "(imagenet2012) or TFRecord shards in --data_dir.",
+)
 _TOP_K = flags.DEFINE_integer(
     "top_k",
     5,
@@ -84,9 +124,17 @@ flags.register_multi_flags_validator(
     message="--weights goes with --model; a --workdir brings its own weights.",
 )
 
+flags.register_multi_flags_validator(
+    ["data_dir", "data_source", "model"],
+    lambda values: values["model"] is not None
+    or (values["data_dir"] is None and values["data_source"] == "tfds"),
+    message="--data_dir and --data_source go with --model; a --workdir "
+    "calibrates on its own config.data.",
+)
+
 # Errors a user can fix: printed as one line, exit code 1, nothing written.
 _USER_ERRORS = (ValueError, TypeError, FileExistsError, FileNotFoundError,
-                NotADirectoryError)
+                NotADirectoryError, ImportError)
 
 
 def main(argv):
@@ -95,28 +143,53 @@ def main(argv):
     quiet.set_up_logging()
     from bn_zoo import export
 
+    saved_model = _FORMAT.value == "saved_model"
     options = dict(
         version=_VERSION.value,
         fold_batch_norm=_FOLD.value,
-        constant_weights=_CONSTANT_WEIGHTS.value,
         top_k=_TOP_K.value,
+        format=_FORMAT.value,
+        quantize=_QUANTIZE.value,
+        calibration_steps=_CALIBRATION_STEPS.value,
+        constant_weights=_CONSTANT_WEIGHTS.value,  # ONNX, LiteRT: False is refused.
     )
     try:
         if _WORKDIR.value is not None:
             path = export.export_workdir(_WORKDIR.value, _EXPORT_DIR.value, **options)
         else:
             path = export.export_registered_model(
-                _MODEL.value, _EXPORT_DIR.value, weights=_WEIGHTS.value, **options
+                _MODEL.value, _EXPORT_DIR.value, weights=_WEIGHTS.value,
+                data_dir=_DATA_DIR.value, data_source=_DATA_SOURCE.value, **options
             )
     except _USER_ERRORS as e:
         logging.error("Export failed, nothing was written: %s", e)
         raise SystemExit(1) from None
-    logging.info(
-        "Exported %s SavedModel with %s weights to %s",
-        "folded" if _FOLD.value else "unfolded",
-        "constant" if _CONSTANT_WEIGHTS.value else "variable",
-        path,
-    )
+    except OSError as e:  # A read-only, full or forbidden --export_dir (issue 18).
+        from bn_zoo.training.workdir import WRITE_ERRORS
+
+        if e.errno not in WRITE_ERRORS:
+            raise
+        import sys
+
+        print(f"ERROR ({type(e).__name__}): Cannot write {e.filename}: {e.strerror}. "
+              f"Nothing was written; {WRITE_ERRORS[e.errno]} (--export_dir) and rerun.",
+              file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    if saved_model:
+        logging.info(
+            "Exported %s SavedModel with %s weights to %s",
+            "folded" if _FOLD.value else "unfolded",
+            "constant" if _CONSTANT_WEIGHTS.value else "variable",
+            path,
+        )
+    else:
+        logging.info(
+            "Exported %s %s %s to %s",
+            "folded" if _FOLD.value else "unfolded",
+            _QUANTIZE.value or "float32",
+            _FORMAT.value,
+            os.path.join(path, export.FILENAMES[_FORMAT.value]),
+        )
     print(path)
 
 

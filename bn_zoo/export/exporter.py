@@ -1,8 +1,9 @@
-"""Versioned, atomic SavedModel export in the layout TensorFlow Serving loads.
+"""Versioned, atomic export in the layout TensorFlow Serving loads.
 
     EXPORT_DIR/
-      1/  saved_model.pb  variables/  ...
-      2/  ...
+      1/  saved_model.pb  variables/  ...     (format="saved_model", the default)
+      2/  model.onnx                          (format="onnx")
+      3/  model.tflite                        (format="litert", float32 or int8)
 
 A new version is written to `EXPORT_DIR/.tmp-<version>-<host>-<pid>` and
 renamed into place only once complete, so a version directory is never seen
@@ -21,7 +22,7 @@ import socket
 from absl import logging
 
 from bn_zoo import models
-from bn_zoo.export import folding, signatures
+from bn_zoo.export import calibration, folding, formats, portable, signatures
 from bn_zoo.models import weights as weights_lib
 from bn_zoo.models.preprocessing import preprocessing_layer
 
@@ -78,6 +79,9 @@ def export_model(
     top_k=5,
     image_shape=None,
     with_image_bytes=None,
+    format=formats.SAVED_MODEL,
+    quantize=None,
+    calibration_batches=None,
 ):
     """Exports `model` for serving to `EXPORT_DIR/<version>/`.
 
@@ -94,36 +98,86 @@ def export_model(
         version: Positive integer; defaults to the next free one.
         fold_batch_norm: Fold every BN into the layer before it (Algorithm 2,
             step 11; see `bn_zoo.export.folding`). False keeps the BN layers.
-        constant_weights: Store the weights as graph constants (the frozen
-            inference network), which TensorFlow serves faster; False keeps
-            them as variables. See `bn_zoo.export.ServingModule`.
+        constant_weights: SavedModel: store the weights as graph constants
+            (the frozen inference network), which TensorFlow serves faster;
+            False keeps them as variables. See `bn_zoo.export.ServingModule`.
+            ONNX and LiteRT files always hold constants (False is refused).
         top_k: Number of top classes the signatures return.
         image_shape: `(height, width, channels)` of the served images, for
             models whose input is not an image (e.g. a flat MLP input).
-        with_image_bytes: Add the `image_bytes` signature; see
-            `bn_zoo.export.signatures.ServingModule`.
+        with_image_bytes: SavedModel only: add the `image_bytes` signature;
+            see `bn_zoo.export.signatures.ServingModule`.
+        format: `"saved_model"` (`EXPORT_DIR/<version>/saved_model.pb`),
+            `"onnx"` (`.../model.onnx`) or `"litert"` (`.../model.tflite`);
+            see `bn_zoo.export.formats`.
+        quantize: With `"litert"`: None (float32) or `"int8"`, post-training
+            full-integer quantization (`bn_zoo.export.portable`).
+        calibration_batches: With `quantize="int8"`: a function returning an
+            iterable of float32 pixel batches from the training data
+            (`bn_zoo.export.calibration`).
 
     Returns:
         The path of the written version directory.
+
+    Raises:
+        ValueError: an unknown format or quantization, `quantize` without
+            LiteRT, int8 without `calibration_batches`, or an argument
+            `ServingModule` refuses.
+        ImportError: the format's packages are missing (the `export` extra).
+        FileExistsError, NotADirectoryError: see `check_destination`.
     """
+    formats.check_format(format, quantize)
+    if format != formats.SAVED_MODEL:
+        if not constant_weights:
+            raise ValueError(
+                f"The {format} format always stores the weights as constants; "
+                "constant_weights=False (--noconstant_weights) applies to saved_model only."
+            )
+        if with_image_bytes:
+            raise ValueError(
+                f"The {format} format has no string inputs, so no `image_bytes`; "
+                "export a saved_model for it, or pass with_image_bytes=None."
+            )
+        if quantize and calibration_batches is None:
+            raise ValueError(
+                f"quantize={quantize!r} needs calibration_batches: representative "
+                "training images (see bn_zoo.export.calibration)."
+            )
+    formats.require_runtime(format)
     version = check_destination(export_dir, version)
     if fold_batch_norm:
         model = folding.fold_batch_normalization(model)
-    module = signatures.ServingModule(
-        model,
-        preprocessing,
-        image_shape=image_shape,
-        top_k=top_k,
-        with_image_bytes=with_image_bytes,
-        constant_weights=constant_weights,
-    )
+    if format == formats.SAVED_MODEL:
+        module = signatures.ServingModule(
+            model,
+            preprocessing,
+            image_shape=image_shape,
+            top_k=top_k,
+            with_image_bytes=with_image_bytes,
+            constant_weights=constant_weights,
+        )
+        write = module.save
+    else:
+        preprocessing, image_shape, resize, _, _ = signatures.serving_settings(
+            model, preprocessing, image_shape, top_k, with_image_bytes=False
+        )
+        served = formats.serving_model(model, preprocessing, image_shape, top_k, resize)
+
+        def write(directory):
+            os.makedirs(directory)
+            path = os.path.join(directory, formats.FILENAMES[format])
+            if format == formats.ONNX:
+                portable.write_onnx(served, path)
+            else:
+                portable.write_litert(served, path, quantize, calibration_batches)
+
     created = not os.path.isdir(export_dir)
     os.makedirs(export_dir, exist_ok=True)
     remove_stale_temporaries(export_dir)
     final = os.path.join(export_dir, str(version))
     tmp = os.path.join(export_dir, _temporary_name(version))
     try:
-        module.save(tmp)
+        write(tmp)
         if os.path.exists(final):  # Written by a concurrent export meanwhile.
             raise FileExistsError(
                 f"Version {version} appeared at '{final}' during the export; "
@@ -174,28 +228,58 @@ def _is_running(pid):
     return True
 
 
-def export_registered_model(name, export_dir, weights=None, **kwargs):
+def export_registered_model(name, export_dir, weights=None,
+                            calibration_steps=formats.DEFAULT_CALIBRATION_STEPS,
+                            data_dir=None, data_source="tfds", **kwargs):
     """Builds registered model `name` (with `weights`: None, a registered
-    name such as "mnist", or a path) and exports it; see `export_model`."""
-    check_destination(export_dir, kwargs.get("version"))
+    name such as "mnist", or a path) and exports it; see `export_model`.
+
+    With `quantize="int8"` the calibration uses `calibration_steps` batches
+    of the model's training data: MNIST for the MLPs, ImageNet for the
+    Inception family (`data_source` "tfds" or "tfrecord" at `data_dir`;
+    None: `$TFDS_DATA_DIR`); see `bn_zoo.export.calibration`."""
+    _check_options(export_dir, kwargs, calibration_steps)
     info = models.model_info(name)  # Unknown names fail here, with the list.
     model = models.create_model(name, weights=weights)
     if isinstance(weights, str) and weights in info.weights:
         # e.g. the Caffe release's BGR-minus-means scaling.
         kwargs.setdefault("preprocessing", weights_lib.preprocessing_of(name, weights))
+    if kwargs.get("quantize"):
+        shape = tuple(model.inputs[0].shape[1:])
+        shape = shape if len(shape) == 3 else info.default_input_shape
+        kwargs.setdefault("calibration_batches", calibration.registered_model_batches(
+            info, shape, calibration_steps, data_dir=data_dir, data_source=data_source))
     return _export_for_info(model, info, export_dir, **kwargs)
 
 
-def export_workdir(workdir, export_dir, **kwargs):
+def export_workdir(workdir, export_dir, calibration_steps=formats.DEFAULT_CALIBRATION_STEPS,
+                   **kwargs):
     """Restores the latest checkpoint of a training workdir and exports it;
-    see `export_model`. The model name comes from `workdir/config.json`."""
+    see `export_model`. The model name comes from `workdir/config.json`;
+    int8 calibration uses `calibration_steps` batches of the run's own
+    training data (its `config.data`)."""
     from bn_zoo import training
 
-    check_destination(export_dir, kwargs.get("version"))
+    _check_options(export_dir, kwargs, calibration_steps)
     name = workdir_model_name(workdir)
     info = models.model_info(name)
     model = training.restore_model(workdir)
+    if kwargs.get("quantize"):
+        from bn_zoo.training import config as config_lib
+        from bn_zoo.training import workdir as workdir_lib
+
+        config = config_lib.resolve(workdir_lib.Workdir(workdir).saved_config())
+        kwargs.setdefault("calibration_batches",
+                          calibration.workdir_batches(config, calibration_steps))
     return _export_for_info(model, info, export_dir, **kwargs)
+
+
+def _check_options(export_dir, kwargs, calibration_steps):
+    """The checks that need no model, run before building one."""
+    formats.check_format(kwargs.get("format", formats.SAVED_MODEL), kwargs.get("quantize"),
+                         calibration_steps)
+    formats.require_runtime(kwargs.get("format", formats.SAVED_MODEL))
+    check_destination(export_dir, kwargs.get("version"))
 
 
 def workdir_model_name(workdir):

@@ -19,7 +19,8 @@ top-k `classes` [batch, k] int64 with their `scores` [batch, k] float32.
 The inputs are declared with unknown rank on purpose: the rank, channel and
 size checks are then run-time assertions with explicit messages that no
 client (Python, `saved_model_cli`, TensorFlow Serving) can skip or have
-constant-folded away on the strength of a declared shape.
+constant-folded away on the strength of a declared shape. `serving_default`
+also asserts that every value is a finite pixel value in [0, 255].
 """
 
 import keras
@@ -45,6 +46,8 @@ CENTRAL_FRACTION = 0.875
 # Weights stored as graph constants must fit, with the graph, in one
 # protobuf message (2 GiB at most).
 MAX_CONSTANT_BYTES = 1 << 30
+# Served pixel values are in [0, PIXEL_MAX].
+PIXEL_MAX = 255.0
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -95,56 +98,14 @@ class ServingModule(tf.Module):
         constant_weights=False,
     ):
         super().__init__(name="serving")
-        # A model built with include_preprocessing=True scales its own input:
-        # its mode rules, and the signatures feed it raw pixels.
-        in_model = preprocessing_layer(model)
-        if in_model is not None:
-            if preprocessing not in (None, in_model.mode):
-                raise ValueError(
-                    f"Model '{model.name}' scales its input itself ({in_model.mode!r}, "
-                    f"include_preprocessing=True); received preprocessing={preprocessing!r}. "
-                    "Pass preprocessing=None."
-                )
-            preprocessing = in_model.mode
-        if preprocessing not in PREPROCESSING_MODES:
-            raise ValueError(
-                f"`preprocessing` must be one of {PREPROCESSING_MODES}; received "
-                f"{preprocessing!r}. Use bn_zoo.model_info(name).preprocessing."
-            )
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"`top_k` must be a positive integer; received {top_k!r}.")
         if not 0.0 < central_fraction <= 1.0:
             raise ValueError(
                 f"`central_fraction` must be in (0, 1]; received {central_fraction}."
             )
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
-            raise ValueError(
-                f"Model '{model.name}' has {len(model.inputs)} inputs and "
-                f"{len(model.outputs)} outputs; serving needs one image input and "
-                "one class output."
-            )
+        settings = serving_settings(model, preprocessing, image_shape, top_k, with_image_bytes)
+        preprocessing, image_shape, resize, in_model, with_image_bytes = settings
         input_shape = tuple(model.inputs[0].shape[1:])
-        output_shape = tuple(model.outputs[0].shape[1:])
-        if len(output_shape) != 1 or output_shape[0] is None:
-            raise ValueError(
-                f"Model '{model.name}' outputs shape {output_shape}; serving needs "
-                "(classes,). Export a model with include_top=True."
-            )
-        image_shape = _resolve_image_shape(model, input_shape, image_shape)
-        square_rgb = image_shape[0] == image_shape[1] and image_shape[2] == 3
-        bytes_ok = preprocessing == "inception" and square_rgb and in_model is None
-        if with_image_bytes is None:
-            with_image_bytes = bytes_ok
-        if with_image_bytes and not bytes_ok:
-            raise ValueError(
-                "The `image_bytes` signature serves Inception-preprocessed models "
-                f"with square RGB inputs and no preprocessing layer; this model "
-                f"takes {image_shape} with {preprocessing!r} preprocessing"
-                f"{' inside' if in_model is not None else ''}. Pass with_image_bytes=False."
-            )
         head = _make_head(model, top_k)
-        # Image networks take any picture size; the MLP's 28×28 is fixed.
-        resize = preprocessing != "mnist"
 
         # The network is traced once; every signature calls this function.
         network = tf.function(
@@ -161,9 +122,9 @@ class ServingModule(tf.Module):
             outputs = network(tf.reshape(inputs, [-1, *input_shape]))
             return head(tf.nest.flatten(outputs)[0])
 
-        def classify_pixels(images):
+        def classify_pixels(images, check_values):
             """float32 pixels in [0, 255] -> the output dict."""
-            images = _check_images(images, image_shape, resize)
+            images = _check_images(images, image_shape, resize, check_values)
             if resize:
                 images = _resize(images, image_shape[:2])
             if in_model is not None:
@@ -171,10 +132,10 @@ class ServingModule(tf.Module):
             return classify(preprocess_input(images, preprocessing))
 
         def serve_float(images):
-            return classify_pixels(images)
+            return classify_pixels(images, check_values=True)
 
-        def serve_uint8(images):
-            return classify_pixels(tf.cast(images, tf.float32))
+        def serve_uint8(images):  # Every uint8 value is a valid pixel.
+            return classify_pixels(tf.cast(images, tf.float32), check_values=False)
 
         def serve_bytes(image_bytes):
             return classify(_decode_images(image_bytes, image_shape[0], central_fraction))
@@ -186,7 +147,7 @@ class ServingModule(tf.Module):
         if with_image_bytes:
             endpoints[IMAGE_BYTES_SIGNATURE] = (
                 serve_bytes,
-                tf.TensorSpec([None], tf.string, name="image_bytes"),
+                tf.TensorSpec(None, tf.string, name="image_bytes"),
             )
         self._signatures = {
             name: tf.function(fn, input_signature=[spec], autograph=False)
@@ -211,6 +172,69 @@ class ServingModule(tf.Module):
         """Writes the SavedModel to `path` (use `bn_zoo.export.export_model`
         for versioned, atomic export)."""
         tf.saved_model.save(self, path, signatures=self.signatures)
+
+
+def serving_settings(model, preprocessing, image_shape, top_k, with_image_bytes=None):
+    """Validates the arguments of `ServingModule` (shared with the ONNX and
+    LiteRT exports).
+
+    Returns:
+        `(preprocessing, image_shape, resize, preprocessing_layer,
+        with_image_bytes)`: the preprocessing mode (the model's own if it has
+        a `PreprocessInput` layer, which is returned too, else None), the
+        served `(height, width, channels)`, whether images of any size are
+        resized (the image networks; the MLP's 28×28 is fixed), and whether
+        to add `image_bytes`.
+
+    Raises:
+        ValueError: see `ServingModule`.
+    """
+    # A model built with include_preprocessing=True scales its own input:
+    # its mode rules, and the signatures feed it raw pixels.
+    in_model = preprocessing_layer(model)
+    if in_model is not None:
+        if preprocessing not in (None, in_model.mode):
+            raise ValueError(
+                f"Model '{model.name}' scales its input itself ({in_model.mode!r}, "
+                f"include_preprocessing=True); received preprocessing={preprocessing!r}. "
+                "Pass preprocessing=None."
+            )
+        preprocessing = in_model.mode
+    if preprocessing not in PREPROCESSING_MODES:
+        raise ValueError(
+            f"`preprocessing` must be one of {PREPROCESSING_MODES}; received "
+            f"{preprocessing!r}. Use bn_zoo.model_info(name).preprocessing."
+        )
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"`top_k` must be a positive integer; received {top_k!r}.")
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"Model '{model.name}' has {len(model.inputs)} inputs and "
+            f"{len(model.outputs)} outputs; serving needs one image input and "
+            "one class output."
+        )
+    input_shape = tuple(model.inputs[0].shape[1:])
+    output_shape = tuple(model.outputs[0].shape[1:])
+    if len(output_shape) != 1 or output_shape[0] is None:
+        raise ValueError(
+            f"Model '{model.name}' outputs shape {output_shape}; serving needs "
+            "(classes,). Export a model with include_top=True."
+        )
+    image_shape = _resolve_image_shape(model, input_shape, image_shape)
+    _outputs_probabilities(model)  # Refuses a last activation other than softmax/linear.
+    square_rgb = image_shape[0] == image_shape[1] and image_shape[2] == 3
+    bytes_ok = preprocessing == "inception" and square_rgb and in_model is None
+    if with_image_bytes is None:
+        with_image_bytes = bytes_ok
+    if with_image_bytes and not bytes_ok:
+        raise ValueError(
+            "The `image_bytes` signature serves Inception-preprocessed models "
+            f"with square RGB inputs and no preprocessing layer; this model "
+            f"takes {image_shape} with {preprocessing!r} preprocessing"
+            f"{' inside' if in_model is not None else ''}. Pass with_image_bytes=False."
+        )
+    resize = preprocessing != "mnist"
+    return preprocessing, image_shape, resize, in_model, bool(with_image_bytes)
 
 
 def _check_constant_size(model, variables):
@@ -299,10 +323,12 @@ def _resize(images, size):
     return tf.ensure_shape(resized, [None, *size, images.shape[-1]])
 
 
-def _check_images(images, image_shape, resize):
-    """Run-time check of a float32 image batch; returns it with its static
+def _check_images(images, image_shape, resize, check_values=True):
+    """Run-time checks of a float32 image batch; returns it with its static
     shape set. One assertion, whose message gives the expected and the
-    received shape, covers rank, size and channels."""
+    received shape, covers rank, size and channels; with `check_values` a
+    second one, run after it, refuses NaN, ±inf and values outside
+    [0, 255] (a network fed those returns confident nonsense)."""
     height, width, channels = image_shape
     shape = tf.shape(images)
     # Padding makes the slices valid for inputs of any rank, so no op can
@@ -327,10 +353,41 @@ def _check_images(images, image_shape, resize):
         ],
         summarize=8,
     )
+    if check_values:
+        with tf.control_dependencies([check]):
+            check = _check_pixel_values(images)
     with tf.control_dependencies([check]):
         images = tf.identity(images)
     size = [None, None] if resize else [height, width]
     return tf.ensure_shape(images, [None, *size, channels])
+
+
+def _check_pixel_values(images):
+    """The check that every value of `images` is a finite pixel value in
+    [0, PIXEL_MAX] (NaN fails both comparisons). Only when it fails are the
+    range and the count of non-finite values computed, for the message."""
+    values = tf.reshape(images, [-1])
+    ok = tf.reduce_all(tf.logical_and(values >= 0.0, values <= PIXEL_MAX))
+
+    def refuse():
+        finite = tf.math.is_finite(values)
+        finite_values = tf.boolean_mask(values, finite)  # [inf, -inf] if none.
+        check = tf.debugging.Assert(
+            False,
+            [
+                f"`images` must hold finite pixel values in [0, {PIXEL_MAX:g}] "
+                "(raw pixels, not scaled ones: the signature scales them "
+                "itself; NaN and inf are refused). Received values in "
+                "[min, max] (of the finite ones), non-finite count:",
+                tf.stack([tf.reduce_min(finite_values), tf.reduce_max(finite_values)]),
+                tf.reduce_sum(tf.cast(tf.logical_not(finite), tf.int64)),
+            ],
+            summarize=8,
+        )
+        with tf.control_dependencies([check]):
+            return tf.constant(False)
+
+    return tf.cond(ok, lambda: tf.constant(True), refuse)
 
 
 def _decode_images(image_bytes, image_size, central_fraction):
@@ -345,9 +402,10 @@ def _decode_images(image_bytes, image_size, central_fraction):
             tf.logical_or(is_png, is_jpeg),
             [
                 "An element of `image_bytes` is not an encoded JPEG or PNG "
-                "image (send the file's bytes, not decoded pixels or base64 "
+                "image (convert other formats such as GIF or BMP to PNG or "
+                "JPEG, and send the file's bytes, not decoded pixels or base64 "
                 "text). Its first bytes:",
-                tf.strings.substr(data, 0, 16),
+                _printable(tf.strings.substr(data, 0, 16)),
             ],
         )
         with tf.control_dependencies([check]):
@@ -355,14 +413,30 @@ def _decode_images(image_bytes, image_size, central_fraction):
         image.set_shape([None, None, 3])
         return preprocess_for_eval(image, image_size, central_fraction)
 
-    check = tf.debugging.assert_positive(
-        tf.size(image_bytes),
-        message="`image_bytes` must hold at least one encoded image",
+    shape = tf.shape(image_bytes)
+    check = tf.debugging.Assert(
+        tf.logical_and(tf.equal(tf.size(shape), 1), tf.size(image_bytes) > 0),
+        [
+            "`image_bytes` must be a 1-D string tensor [batch] that holds at "
+            "least one encoded image, one element per image (put a single "
+            "image in a list; flatten nested lists). Received shape:",
+            shape,
+        ],
+        summarize=8,
     )
     with tf.control_dependencies([check]):
-        image_bytes = tf.identity(image_bytes)
+        image_bytes = tf.ensure_shape(tf.identity(image_bytes), [None])
     return tf.map_fn(
         decode,
         image_bytes,
         fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+    )
+
+
+def _printable(data):
+    """Bytes as valid UTF-8 with control characters replaced: the error
+    message must be readable (bytes such as a GIF's would make the client's
+    decoding of the message fail with a UnicodeDecodeError)."""
+    return tf.strings.unicode_transcode(
+        data, "UTF-8", "UTF-8", errors="replace", replace_control_characters=True
     )

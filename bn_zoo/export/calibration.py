@@ -1,0 +1,104 @@
+"""Representative training images for int8 calibration.
+
+Post-training integer quantization runs the float network on a few batches
+of typical inputs, records each activation's range, and derives the int8
+scale and zero point of every tensor from it. Those batches come from the
+data the model was trained on, as raw pixels in [0, 255] (the served input):
+
+- the MLPs: MNIST's training split (`bn_zoo.data.mnist`, from TFDS, offline),
+  a seeded random sample;
+- the Inception family: the configured ImageNet pipeline
+  (`bn_zoo.data.imagenet`, TFDS or TFRecord shards) on the training split,
+  with the evaluation preprocessing (central crop, resize: what a served
+  image looks like), its [-1, 1] output mapped back to [0, 255];
+- a training workdir: its own `config.data` (MNIST, MNIST for Inception,
+  or ImageNet), through the same input classes as the trainer.
+
+Every function here checks that the data is there before returning (so an
+export that cannot be calibrated writes nothing), and returns a function
+that yields `steps` float32 batches of `batch_size` images.
+"""
+
+import numpy as np
+
+from bn_zoo.export import formats
+
+
+def mnist_batches(steps, batch_size=formats.CALIBRATION_BATCH_SIZE, data_dir=None,
+                  split="train", seed=0):
+    """`steps` batches of MNIST training digits, `[batch_size, 28, 28, 1]`,
+    sampled without replacement (seeded) from `split`.
+
+    Raises:
+        DataNotFoundError: MNIST is not prepared under `data_dir`.
+    """
+    from bn_zoo.data import mnist
+
+    images, _ = mnist.load(split, data_dir)
+    count = min(steps * batch_size, len(images))
+    order = np.random.default_rng(seed).permutation(len(images))[:count]
+
+    def batches():
+        for start in range(0, count, batch_size):
+            yield images[np.sort(order[start:start + batch_size])].astype(np.float32)
+
+    return batches
+
+
+def imagenet_batches(pipeline_config, steps, batch_size=formats.CALIBRATION_BATCH_SIZE):
+    """`steps` batches of centrally cropped training images of an ImageNet
+    pipeline config (`bn_zoo.data.imagenet.default_config()` fields), as
+    pixel values in [0, 255].
+
+    Raises:
+        DataNotFoundError, DataError: the data is missing or unreadable
+            (`bn_zoo.data.imagenet.validate` on the training split).
+    """
+    from bn_zoo.data import imagenet
+
+    config = dict(pipeline_config, dtype="float32")
+    imagenet.validate(config, splits=[imagenet.settings(config).train_split])
+
+    def batches():
+        dataset = imagenet.build_dataset(
+            config, batch_size, training=False, split=config["train_split"]
+        )
+        for images, _ in dataset.take(steps):
+            yield (images.numpy() + 1.0) * 127.5
+
+    return batches
+
+
+def registered_model_batches(info, image_shape, steps, data_dir=None, data_source="tfds",
+                             batch_size=formats.CALIBRATION_BATCH_SIZE):
+    """Calibration batches for registered model `info` (a `ModelInfo`):
+    MNIST for the MLP family, ImageNet (`data_source`: "tfds" or
+    "tfrecord", at `data_dir`) for the Inception family."""
+    if info.family == "mlp":
+        return mnist_batches(steps, batch_size, data_dir)
+    from bn_zoo.data import imagenet
+
+    config = imagenet.default_config().to_dict()
+    config.update(source=data_source, data_dir=data_dir, image_size=int(image_shape[0]),
+                  num_classes=info.num_classes, distortion_strength=0.0)
+    return imagenet_batches(config, steps, batch_size)
+
+
+def workdir_batches(config, steps, batch_size=formats.CALIBRATION_BATCH_SIZE, seed=0):
+    """Calibration batches from a training run's resolved config (its
+    `config.data`: the trainer's own input classes)."""
+    from bn_zoo.training import inputs
+
+    data = config.data
+    if data.name == "imagenet":
+        from bn_zoo.training.imagenet_input import _pipeline_config
+
+        return imagenet_batches(_pipeline_config(data), steps, batch_size)
+    source = inputs.create(data, preprocess=None)  # Loads now: missing data fails here.
+
+    def batches():
+        dataset = source.population_dataset(batch_size, seed)
+        for images, _ in dataset.take(steps):
+            yield np.asarray(images, np.float32)
+
+    return batches
