@@ -2,9 +2,10 @@
 
 import importlib
 
-from bn_zoo import layers, models, population
+from bn_zoo import callbacks, layers, models, population
 from bn_zoo.layers import BatchNormalization, inference_affine
 from bn_zoo.models import create_model, list_models, model_info, preprocess_input
+from bn_zoo.models.custom import register_model
 
 __version__ = "0.1.0"
 

@@ -8,9 +8,13 @@ size m (m' = m·p·q for convolutions) run through the *training* network:
     Var[x] ← m'/(m'−1) · E_B[σ²_B]
 
 `estimate` does exactly that for every `bn_zoo.layers.BatchNormalization` in a
-model, without changing any trainable weight or moving average.
+model, without changing any trainable weight or moving average. It takes the
+data `model.fit` takes (arrays with a `batch_size`, `tf.data.Dataset`,
+`keras.utils.PyDataset`, generators), through Keras' own data adapters.
+`bn_zoo.callbacks.PopulationStatistics` runs it inside `fit`.
 """
 
+import contextlib
 import weakref
 
 import keras
@@ -30,7 +34,8 @@ def batch_normalization_layers(model):
     return [l for l in model._flatten_layers() if isinstance(l, BatchNormalization)]
 
 
-def estimate(model, dataset, num_batches, activate=True):
+def estimate(model, data, num_batches=None, activate=True, *, batch_size=None,
+             shuffle=True, include_frozen=False):
     """Sets every BN layer's population statistics from training mini-batches.
 
     Each batch goes through `model` in training mode, so every layer sees the
@@ -40,70 +45,74 @@ def estimate(model, dataset, num_batches, activate=True):
         population_mean     = mean over B of μ_B
         population_variance = mean over B of m'_B/(m'_B − 1) · σ²_B
 
-    (with `variance_correction="biased"` the factor is 1). Layers frozen with
-    `trainable=False` run in inference mode and are left unchanged.
+    (with `variance_correction="biased"` the factor is 1). Every batch counts
+    once, whatever its size (a last, smaller batch of an epoch too).
 
     Args:
         model: A built Keras model (or layer) containing bn_zoo BN layers.
-        dataset: A `tf.data.Dataset` or any iterable of batches. A batch is an
-            input tensor, or a tuple/list whose first element is the input.
-            Batches should be training mini-batches of the training size m.
-        num_batches: How many batches to average over (> 0). The dataset must
-            yield at least this many.
+        data: The training data, in any form `model.fit` takes as `x`:
+            - NumPy arrays or tensors (a list or dict of them for several
+              inputs), batched here with `batch_size`; a tuple `(x, y)` or
+              `(x, y, sample_weight)` of them, as `fit`'s `validation_data`;
+            - a `tf.data.Dataset` of batches. An unbatched one (elements
+              one example each, as `from_tensor_slices(x)` gives) is batched
+              with `batch_size`, or refused without it;
+            - a `keras.utils.PyDataset`, a Python generator, a torch
+              `DataLoader`;
+            - with `batch_size=None`, also a list (a list of batches, not
+              of inputs) or any other iterable of batches.
+            A batch is an input, or an `(x, y)` / `(x, y, sample_weight)`
+            tuple whose labels and weights are ignored. Batches should be
+            training mini-batches of the training size m, preprocessed as in
+            training.
+        num_batches: How many batches to average over (> 0). None (default):
+            one pass over finite data (`ceil(len(x) / batch_size)` batches of
+            arrays); endless data (a repeated dataset, an infinite PyDataset)
+            needs a number. With a number, the data must yield at least that
+            many batches.
         activate: If True, every updated layer then uses the population
             statistics in inference (`inference_statistics="population"`),
             in every function already traced too.
+        batch_size: The training mini-batch size m, for arrays and unbatched
+            datasets (required for them).
+        shuffle: For arrays: draw the batches from a random permutation, as
+            `fit` does (Algorithm 2 averages over training mini-batches).
+            Ignored for other data, which comes already batched.
+        include_frozen: Layers frozen with `trainable=False` run in inference
+            mode and are left unchanged, unless this is True: they are then
+            run in training mode for the estimate (as if unfrozen) and get
+            population statistics too. Their `trainable` stays False.
 
     Returns:
         The number of layers updated.
+
+    Raises:
+        TypeError, ValueError: `num_batches` or `batch_size` is not a positive
+            integer; arrays or an unbatched dataset without `batch_size`;
+            endless data without `num_batches`; data that runs out before
+            `num_batches`; a model with no BN layer to estimate (or only
+            frozen ones, without `include_frozen`). Nothing is changed.
     """
-    if isinstance(num_batches, bool) or not isinstance(num_batches, (int, np.integer)):
-        raise TypeError(f"`num_batches` must be an integer; received {num_batches!r}.")
-    if num_batches <= 0:
-        raise ValueError(f"`num_batches` must be > 0; received {num_batches}.")
-    layers = [l for l in batch_normalization_layers(model) if l.trainable]
-    if not layers:
+    num_batches = _check_positive("num_batches", num_batches)
+    batch_size = _check_positive("batch_size", batch_size)
+    layers = _layers_to_estimate(model, include_frozen)
+    frozen = [layer for layer in layers if not layer.trainable]
+    batches, endless = _batches(model, data, batch_size, shuffle)
+    if num_batches is None and endless:
         raise ValueError(
-            "The model has no trainable bn_zoo.layers.BatchNormalization layer, so "
-            "there are no population statistics to estimate."
+            "The data is endless (a repeated tf.data.Dataset or an infinite "
+            "PyDataset), so one pass over it never ends. Pass `num_batches=`: how "
+            "many training batches to average over."
         )
-    index = {id(layer): i for i, layer in enumerate(layers)}
-    step = _cached_batch_statistics_fn(model)
-    sums = [None] * len(layers)
-    calls = [0] * len(layers)
-    seen = 0
-    for batch in dataset:
-        if isinstance(batch, (tuple, list)):
-            batch = batch[0]
-        for layer_id, mean, variance, count in zip(*step(batch)):
-            i = index.get(int(layer_id))
-            if i is None:
-                continue
-            layer = layers[i]
-            mean = np.asarray(mean, np.float64)
-            variance = np.asarray(variance, np.float64)
-            count = float(count)
-            if layer.variance_correction == "unbiased":
-                if count <= 1:
-                    raise ValueError(
-                        f"Layer '{layer.name}' saw m' = {count:g} values per channel: "
-                        "the unbiased variance needs batches of more than one value."
-                    )
-                variance = variance * count / (count - 1.0)
-            if sums[i] is None:
-                sums[i] = [mean, variance]
-            else:
-                sums[i][0] += mean
-                sums[i][1] += variance
-            calls[i] += 1
-        seen += 1
-        if seen == num_batches:
-            break
-    if seen < num_batches:
+    with _training_mode(frozen):
+        sums, calls, seen = _accumulate(model, layers, batches, num_batches)
+    if num_batches is not None and seen < num_batches:
         raise ValueError(
-            f"The dataset ran out after {seen} batches; `num_batches={num_batches}` "
+            f"The data ran out after {seen} batches; `num_batches={num_batches}` "
             "asks for more. Pass a repeated dataset or a smaller num_batches."
         )
+    if not seen:
+        raise ValueError("The data yielded no batch: there is nothing to estimate from.")
     updated = 0
     for layer, total, n in zip(layers, sums, calls):
         if not n:
@@ -126,6 +135,177 @@ def set_inference_statistics(model, statistics):
         )
     for layer in batch_normalization_layers(model):
         layer.inference_statistics = statistics
+
+
+# ------------------------------------------------------------------ helpers
+def _check_positive(name, value):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an integer; received {value!r}.")
+    if value <= 0:
+        raise ValueError(f"`{name}` must be > 0; received {value}.")
+    return int(value)
+
+
+def _layers_to_estimate(model, include_frozen):
+    all_layers = batch_normalization_layers(model)
+    layers = [l for l in all_layers if include_frozen or l.trainable]
+    if not layers:
+        if all_layers:
+            raise ValueError(
+                f"Every bn_zoo BatchNormalization layer of '{model.name}' is frozen "
+                "(trainable=False), and frozen layers are left unchanged. Pass "
+                "`include_frozen=True` to estimate their population statistics too."
+            )
+        raise ValueError(
+            "The model has no trainable bn_zoo.layers.BatchNormalization layer, so "
+            "there are no population statistics to estimate."
+        )
+    return layers
+
+
+@contextlib.contextmanager
+def _training_mode(frozen):
+    """Lets the frozen layers normalize with batch statistics in training mode
+    (the layer tests `self.trainable`), then freezes them exactly as before."""
+    saved = [(layer, [(v, v.trainable) for v in layer.weights]) for layer in frozen]
+    for layer in frozen:
+        layer.trainable = True
+    try:
+        yield
+    finally:
+        for layer, flags in saved:
+            layer.trainable = False
+            for variable, trainable in flags:
+                variable.trainable = trainable
+
+
+def _accumulate(model, layers, batches, num_batches):
+    """Sums of the (mean, corrected variance) per layer over the batches."""
+    index = {id(layer): i for i, layer in enumerate(layers)}
+    step = _cached_batch_statistics_fn(model)
+    sums = [None] * len(layers)
+    calls = [0] * len(layers)
+    seen = 0
+    for batch in batches:
+        x = keras.utils.unpack_x_y_sample_weight(batch)[0] if isinstance(
+            batch, (tuple, list)) else batch
+        for layer_id, mean, variance, count in zip(*step(x)):
+            i = index.get(int(layer_id))
+            if i is None:
+                continue
+            layer = layers[i]
+            mean = keras.ops.convert_to_numpy(mean).astype(np.float64)
+            variance = keras.ops.convert_to_numpy(variance).astype(np.float64)
+            count = float(keras.ops.convert_to_numpy(count))
+            if layer.variance_correction == "unbiased":
+                if count <= 1:
+                    raise ValueError(
+                        f"Layer '{layer.name}' saw m' = {count:g} values per channel: "
+                        "the unbiased variance needs batches of more than one value."
+                    )
+                variance = variance * count / (count - 1.0)
+            if sums[i] is None:
+                sums[i] = [mean, variance]
+            else:
+                sums[i][0] += mean
+                sums[i][1] += variance
+            calls[i] += 1
+        seen += 1
+        if seen == num_batches:
+            break
+    return sums, calls, seen
+
+
+def _batches(model, data, batch_size, shuffle):
+    """(an iterable of batches, whether it is endless)."""
+    from keras.src.trainers import data_adapters
+
+    tf_dataset = data_adapters.is_tf_dataset(data)
+    if tf_dataset:
+        data = _batched_dataset(model, data, batch_size)
+    elif isinstance(data, list) and batch_size is None:
+        return data, False  # A list of batches.
+    elif _is_arrays(data):
+        if batch_size is None:
+            raise ValueError(
+                "Arrays need `batch_size=`: the training mini-batch size m the "
+                "statistics are averaged over (Algorithm 2 runs training "
+                "mini-batches through the training network)."
+            )
+        x, y, sample_weight = data, None, None
+        if isinstance(data, tuple) and len(data) in (2, 3):
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        adapter = data_adapters.get_data_adapter(
+            x, y, sample_weight, batch_size=batch_size, shuffle=shuffle)
+        return _adapter_batches(adapter), False
+    elif not _is_keras_data(data):
+        # Any other iterable of batches (an iterator, a distributed dataset...).
+        if not hasattr(data, "__iter__"):
+            raise TypeError(
+                f"`data` must be arrays, a tf.data.Dataset, a PyDataset, a generator "
+                f"or an iterable of batches; received {type(data).__name__}."
+            )
+        return data, False
+    adapter = data_adapters.get_data_adapter(data)
+    if tf_dataset:
+        import tensorflow as tf
+
+        cardinality = getattr(data, "cardinality", None)
+        endless = callable(cardinality) and int(cardinality()) == tf.data.INFINITE_CARDINALITY
+    else:
+        endless = adapter.num_batches is None and isinstance(data, keras.utils.PyDataset)
+    return _adapter_batches(adapter), endless
+
+
+def _adapter_batches(adapter):
+    if keras.backend.backend() == "tensorflow":
+        return adapter.get_tf_dataset()
+    return adapter.get_numpy_iterator()
+
+
+def _is_arrays(data):
+    from keras.src.trainers.data_adapters import array_data_adapter
+
+    if isinstance(data, (list, tuple, dict)) and not data:
+        return False
+    return array_data_adapter.can_convert_arrays((data,))
+
+
+def _is_keras_data(data):
+    import types
+
+    from keras.src.trainers import data_adapters
+
+    return isinstance(data, (keras.utils.PyDataset, types.GeneratorType)) or (
+        data_adapters.is_torch_dataloader(data)
+    )
+
+
+def _batched_dataset(model, dataset, batch_size):
+    """`dataset`, batched with `batch_size` if its elements are single
+    examples of the model's (single) input; a clear error without it."""
+    try:
+        inputs = model.inputs if isinstance(model, keras.Model) else None
+    except (AttributeError, ValueError):  # A subclassed or unbuilt model.
+        inputs = None
+    if not inputs or len(inputs) != 1:
+        return dataset
+    spec = dataset.element_spec
+    if isinstance(spec, (tuple, list)):
+        spec = spec[0]
+    shape = getattr(spec, "shape", None)
+    if shape is None or shape.rank is None or shape.rank != len(inputs[0].shape) - 1:
+        return dataset
+    if batch_size is None:
+        raise ValueError(
+            f"The dataset is not batched: its elements have shape {tuple(shape)}, one "
+            f"example of the model's input {tuple(inputs[0].shape)}. Pass "
+            "`batch_size=` (the training mini-batch size m), or batch it with "
+            "`dataset.batch(m)`."
+        )
+    return dataset.batch(batch_size)
 
 
 # model -> (which BN layers train, its batch-statistics function): repeated
@@ -152,10 +332,17 @@ def _batch_statistics_fn(model):
         ids = [id(r[0]) for r in records]
         return records, ids
 
-    if keras.backend.backend() != "tensorflow":
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        no_grad = contextlib.nullcontext
+        if backend == "torch":
+            import torch
+
+            no_grad = torch.no_grad
 
         def step(batch):
-            records, ids = collect(batch)
+            with no_grad():
+                records, ids = collect(batch)
             return ids, [r[1] for r in records], [r[2] for r in records], [
                 r[3] for r in records
             ]

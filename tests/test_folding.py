@@ -196,10 +196,95 @@ def test_statistics_choice_is_what_the_layer_uses():
     )
 
 
-def test_rejects_models_that_are_not_functional():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), BatchNormalization()])
-    with pytest.raises(TypeError, match="functional"):
-        fold_batch_normalization(model)
+def test_sequential_model_folds():
+    """keras.Sequential (issue 17, item 5): folded through the functional
+    graph of its layers, weights as numpy says, outputs unchanged."""
+    model = keras.Sequential([
+        keras.Input((6, 6, 3)),
+        keras.layers.Conv2D(4, 3, use_bias=False, name="conv"),
+        BatchNormalization(name="bn_conv"),
+        keras.layers.ReLU(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(5, name="dense"),
+        BatchNormalization(name="bn_dense"),
+    ], name="seq")
+    _randomize(model, seed=7)
+    expected = {name: _reference_affine(model.get_layer(bn))
+                for name, bn in (("conv", "bn_conv"), ("dense", "bn_dense"))}
+
+    folded = fold_batch_normalization(model)
+
+    assert folded.name == "seq" and not _bn_layers(folded)
+    for name, (a, b) in expected.items():
+        source = model.get_layer(name)
+        bias = np.asarray(source.bias, np.float64) if source.use_bias else 0.0
+        np.testing.assert_allclose(folded.get_layer(name).kernel,
+                                   np.asarray(source.kernel, np.float64) * a, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(folded.get_layer(name).bias, a * bias + b, rtol=1e-6, atol=1e-6)
+    x = np.random.default_rng(8).normal(size=(3, 6, 6, 3)).astype("float32")
+    _assert_same_outputs(model, folded, x)
+
+
+def test_nested_models_fold_within_their_own_graphs():
+    """A functional backbone and a Sequential head nested in a functional
+    model: the BN layers inside each fold; the one whose convolution is in
+    the outer model (the head's first layer) stays, and outputs match."""
+    inner_in = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, use_bias=False, name="backbone_conv")(inner_in)
+    h = BatchNormalization(name="backbone_bn")(h)
+    backbone = keras.Model(inner_in, keras.layers.ReLU()(h), name="backbone")
+    head = keras.Sequential([
+        keras.Input((6, 6, 5)),
+        BatchNormalization(name="head_input_bn"),  # its producer is outside
+        keras.layers.Flatten(),
+        keras.layers.Dense(3, use_bias=False, name="head_dense"),
+        BatchNormalization(name="head_bn"),
+    ], name="head")
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(5, 1, name="outer_conv")(backbone(inputs))
+    model = keras.Model(inputs, head(x))
+    for part in (backbone, head):
+        _randomize(part, seed=len(part.name))
+    _randomize(model, seed=2)  # the outer conv's bias
+    a, b = _reference_affine(backbone.get_layer("backbone_bn"))
+
+    folded = fold_batch_normalization(model)
+
+    names = [l.name for l in folded._flatten_layers() if isinstance(l, BN_TYPES)]
+    assert names == ["head_input_bn"]
+    np.testing.assert_allclose(
+        folded.get_layer("backbone").get_layer("backbone_conv").kernel,
+        np.asarray(backbone.get_layer("backbone_conv").kernel, np.float64) * a,
+        rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(folded.get_layer("backbone").get_layer("backbone_conv").bias, b,
+                               rtol=1e-6, atol=1e-6)
+    x = np.random.default_rng(9).normal(size=(2, 8, 8, 3)).astype("float32")
+    _assert_same_outputs(model, folded, x)
+
+
+class _Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(3)
+        self.bn = BatchNormalization()
+
+    def call(self, x, training=None):
+        return self.bn(self.dense(x), training=training)
+
+
+def test_models_whose_graph_cannot_be_read_are_refused():
+    top = _Subclassed(name="top")
+    top(np.zeros((2, 4), "float32"))
+    with pytest.raises(TypeError, match="_Subclassed 'top'.*functional or Sequential"):
+        fold_batch_normalization(top)
+    inner = _Subclassed(name="inner")
+    inputs = keras.Input((4,))
+    outer = keras.Model(inputs, inner(inputs), name="outer")
+    with pytest.raises(TypeError, match="'inner' nested in model 'outer'"):
+        fold_batch_normalization(outer)
+    unbuilt = keras.Sequential([keras.layers.Dense(3), BatchNormalization()])
+    with pytest.raises(ValueError, match="not built with an input shape"):
+        fold_batch_normalization(unbuilt)
 
 
 def test_zoo_bn_baseline_folds_completely():

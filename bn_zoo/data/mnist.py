@@ -69,7 +69,19 @@ def _load_split(split, data_dir):
 def load(split, data_dir=None):
     """The images (uint8, `[N, 28, 28, 1]`) and labels (int32, `[N]`) of a split.
 
-    Cached per process, so both networks of Figure 1 share one copy.
+        images, labels = bn_zoo.data.mnist.load("test")   # 10,000 test images
+
+    Read from the MNIST that TensorFlow Datasets prepared under `data_dir`,
+    into memory; nothing is ever downloaded. Cached per process, so both
+    networks of Figure 1 share one copy; the arrays are read-only (copy them
+    to change them). Pixels are 0-255: scale them as the model expects
+    (`bn_zoo.preprocess_input(images, mode="mnist")`, x / 255).
+
+    Args:
+        split: A TFDS split of MNIST, `"train"` (60,000) or `"test"`
+            (10,000), or a slice such as `"train[:6000]"`.
+        data_dir: TFDS data directory; None: `$TFDS_DATA_DIR`, else
+            `~/tensorflow_datasets`.
 
     Raises:
         DataNotFoundError: MNIST is not prepared under `data_dir`.

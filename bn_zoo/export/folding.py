@@ -70,9 +70,11 @@ def foldable_pairs(model):
     output channels are the axis the BN normalizes.
 
     Returns:
-        A dict `{id(bn_layer): (producer_layer, bn_layer)}`.
+        A dict `{id(bn_layer): (producer_layer, bn_layer)}` (of `model`'s own
+        graph; a Sequential model is read as the functional graph of its
+        layers, and nested models are not searched).
     """
-    _check_functional(model)
+    model = _as_functional(model)
     consumers = {}
     for node in _model_nodes(model):
         for tensor in node.input_tensors:
@@ -109,15 +111,28 @@ def fold_batch_normalization(model):
     before it gets the kernel a·W and the bias a·c + b (a bias is created
     if the layer had none), with `(a, b)` from `batch_norm_affine`. All other
     layers, including BN layers that cannot be folded, are copied with their
-    weights. The input model is left unchanged.
+    weights. Models nested in the model (functional or Sequential, at any
+    depth) are folded the same way, each within its own graph: a BN whose
+    producer sits in another model (e.g. the first layer of a nested model
+    after the outer model's convolution) is kept. The input model is left
+    unchanged.
 
     Args:
-        model: A built functional `keras.Model`.
+        model: A built functional `keras.Model` or `keras.Sequential` (built
+            with an input shape).
 
     Returns:
-        A `keras.Model` with the same inputs, outputs and name. In inference
-        mode it computes what `model` computes, up to float rounding.
+        A functional `keras.Model` with the same inputs, outputs and name. In
+        inference mode it computes what `model` computes, up to float
+        rounding.
+
+    Raises:
+        TypeError: `model`, or a model nested in it, is a subclassed model,
+            whose layers' connections cannot be read (rebuild it as a
+            functional or Sequential model).
+        ValueError: `model` is not built.
     """
+    model = _as_functional(model)
     pairs = foldable_pairs(model)
     folded_producers = {id(producer): bn for producer, bn in pairs.values()}
     clones = {}
@@ -125,6 +140,8 @@ def fold_batch_normalization(model):
     def clone_function(layer):
         if id(layer) in pairs:
             return layer  # Never called: `call_function` skips it.
+        if _is_graph_model(layer):
+            return fold_batch_normalization(layer)  # With its weights.
         config = layer.get_config()
         if id(layer) in folded_producers:
             config["use_bias"] = True
@@ -153,6 +170,33 @@ def fold_batch_normalization(model):
             for weight in clone.weights:
                 weight.assign(np.asarray(values[weight.name]).astype(weight.dtype))
     return folded
+
+
+def _as_functional(model):
+    """`model` as a functional model over the same layers (a Sequential one
+    becomes the functional graph of its layers), after the checks."""
+    if isinstance(model, keras.Sequential):
+        if not model.built or not getattr(model, "_functional", None):
+            raise ValueError(
+                f"Sequential model '{model.name}' is not built with an input shape; "
+                "start it with keras.Input(shape) (or call model.build(input_shape)) "
+                "before folding.")
+        inputs, outputs = model.inputs, model.outputs
+        model = keras.Model(inputs[0] if len(inputs) == 1 else inputs,
+                            outputs[0] if len(outputs) == 1 else outputs, name=model.name)
+    _check_functional(model)
+    for layer in model.layers:
+        if (isinstance(layer, keras.Model) and not _is_graph_model(layer)
+                and any(isinstance(l, BATCH_NORMALIZATION_LAYERS)
+                        for l in layer._flatten_layers())):
+            _check_functional(layer, nested_in=model)  # Raises.
+    return model
+
+
+def _is_graph_model(layer):
+    """Whether `layer` is a model whose layer graph can be read."""
+    return isinstance(layer, keras.Sequential) or (
+        isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth"))
 
 
 def _folded_kernel_and_bias(layer, a, b):
@@ -197,12 +241,14 @@ def _model_nodes(model):
     return [node for nodes in model._nodes_by_depth.values() for node in nodes]
 
 
-def _check_functional(model):
+def _check_functional(model, nested_in=None):
     if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+        where = f" nested in model '{nested_in.name}'" if nested_in is not None else ""
         raise TypeError(
-            "Folding needs a functional keras.Model (built with keras.Input and "
-            f"layer calls) to see which layer feeds each BN; received "
-            f"{type(model).__name__}. Rebuild the network as a functional model."
+            "Folding needs a functional keras.Model or a keras.Sequential (built with "
+            "keras.Input and layer calls) to see which layer feeds each BN; received "
+            f"{type(model).__name__} '{getattr(model, 'name', '?')}'{where}. Rebuild "
+            "that network as a functional or Sequential model."
         )
     if not model.built:
         raise ValueError(f"Model '{model.name}' is not built; build it before folding.")

@@ -8,12 +8,19 @@ for MNIST, chosen by bn_zoo) and listed in `recipe_notes`, key by key.
     bn_zoo.list_models()            # sorted registry names
     bn_zoo.create_model("bn_x30")   # a keras.Model
     bn_zoo.model_info("bn_x30")     # a ModelInfo
+
+Networks of your own join it with the `register_model` decorator (as timm's
+`@register_model`), or are named by import path, `"package.module:function"`,
+wherever a registered name is taken (`create_model`, `model_info`, the
+trainer's `config.model.name`, `trainers.export`).
 """
 
 import dataclasses
 import importlib
 
+from bn_zoo.models import custom
 from bn_zoo.models import weights as weights_lib
+from bn_zoo.models.custom import register_model  # noqa: F401  (bn_zoo.register_model)
 
 IMAGENET_TRAIN_EXAMPLES = 1_281_167
 _BATCH = 32  # "using the mini-batch size of 32" (Section 4.2)
@@ -133,6 +140,10 @@ class ModelInfo:
             (a fraction); None where the paper gives no number.
         weights: Registered weights, {name: RegisteredWeights}.
         factory: The function `create_model` calls.
+        import_path: `"package.module:function"` of a model of your own
+            (`register_model`, or named by import path), which any process
+            can import; None for the zoo's own models and for builders
+            defined in `__main__`.
     """
 
     name: str
@@ -147,6 +158,7 @@ class ModelInfo:
     paper_results: dict
     weights: dict
     factory: object = dataclasses.field(repr=False, compare=False)
+    import_path: str = None
 
     @property
     def unstated(self):
@@ -261,42 +273,63 @@ _MODELS = {
 # Registry names in the order the paper introduces the models.
 PAPER_ORDER = tuple(_MODELS)
 
+def _entry(name):
+    """(registry name, entry) of a zoo model, a registered one, or an import path."""
+    if not isinstance(name, str):
+        raise TypeError(f"A model name must be a string; received {name!r}.")
+    if name in _MODELS:
+        return name, _MODELS[name]
+    if name in custom.REGISTERED:
+        return name, custom.REGISTERED[name]
+    if ":" in name:
+        function = custom.import_builder(name)  # Importing may register it.
+        for key, entry in custom.REGISTERED.items():
+            if entry["builder"] is function:
+                return key, entry
+        return name, custom.entry(function, name)
+    raise ValueError(
+        f"Unknown model {name!r}. Known models: {', '.join(list_models())}. A network "
+        "of your own: register it with @bn_zoo.register_model (in a module imported "
+        "first) or name it by import path, 'package.module:function'."
+    )
+
 
 def list_models():
-    """Sorted names of every registered model."""
-    return sorted(_MODELS)
+    """Sorted names of every registered model: the zoo's, and those added
+    with `register_model` in this process."""
+    return sorted(set(_MODELS) | set(custom.REGISTERED))
 
 
 def _check_name(name):
-    if name not in _MODELS:
-        raise ValueError(
-            f"Unknown model {name!r}. Known models: {', '.join(list_models())}."
-        )
+    _entry(name)
 
 
 def model_info(name):
-    """The `ModelInfo` of a registered model (a fresh copy: editing its dicts
-    does not change the registry)."""
-    _check_name(name)
-    entry = _MODELS[name]
+    """The `ModelInfo` of a registered model, or of a builder named by import
+    path (`"package.module:function"`); a fresh copy: editing its dicts does
+    not change the registry."""
+    name, entry = _entry(name)
+    shape = entry["default_input_shape"]
     return ModelInfo(
         name=name,
         family=entry["family"],
         description=entry["description"],
         paper_section=entry["paper_section"],
         preprocessing=entry["preprocessing"],
-        default_input_shape=tuple(entry["default_input_shape"]),
+        default_input_shape=None if shape is None else tuple(shape),
         num_classes=entry["num_classes"],
         recipe=dict(entry["recipe"]),
         recipe_notes=dict(entry["recipe_notes"]),
         paper_results=dict(entry["paper_results"]),
         weights=weights_lib.registered_weights(name),
         factory=entry["factory"],
+        import_path=entry.get("import_path"),
     )
 
 
 def create_model(name, **kwargs):
-    """Builds the registered model `name`.
+    """Builds the registered model `name` (or the builder at import path
+    `"package.module:function"`, see `register_model`).
 
     Keyword arguments go to its factory: the keras.applications arguments
     (`include_top`, `weights`, `input_tensor`, `input_shape`, `pooling`,
@@ -304,5 +337,4 @@ def create_model(name, **kwargs):
     the family's own (`hidden_units`, `init_stddev`, `seed` for the MLPs;
     `depth_multiplier`, `stem`, `dropout_rate`, `lrn`, `seed` for Inception).
     """
-    _check_name(name)
-    return _MODELS[name]["factory"](**kwargs)
+    return _entry(name)[1]["factory"](**kwargs)

@@ -1,4 +1,6 @@
-"""The model of a resolved config, built from the registry."""
+"""The model of a resolved config, built from the registry (the zoo's
+models, those added with `bn_zoo.register_model`, and builders named by
+import path, `"package.module:function"`)."""
 
 import bn_zoo
 
@@ -10,7 +12,8 @@ def create_model(config, classifier_activation=None):
     logits. `config.synchronized_batch_norm` adds `synchronized=True` to
     `batch_norm_kwargs` (BN statistics over the global batch of all replicas);
     the initializers are seeded with `config.seed` unless `model.kwargs` sets
-    a seed.
+    a seed. A builder of your own gets `seed` and `batch_norm_kwargs` only if
+    it takes them (`bn_zoo.register_model`).
     """
     kwargs = config.model.kwargs
     # Nested sub-configs (batch_norm_kwargs) must reach the factory as dicts.
