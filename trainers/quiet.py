@@ -30,11 +30,17 @@ The rule:
 Nothing is captured when the C++ level is 0, so a crash inside TensorFlow's
 import is fully visible with `--verbosity=0` or `TF_CPP_MIN_LOG_LEVEL=0`.
 Python errors (tracebacks, bn_zoo's `ERROR ...` lines) always show.
+
+TensorFlow starts with SIGTERM and SIGINT blocked, so the threads it starts
+then never take these signals: they reach the main thread, where Python and
+the trainer's preemption handling see them, or stay pending while TensorFlow
+holds that thread (see `bn_zoo.training.cluster.deadline`).
 """
 
 import glob
 import os
 import re
+import signal
 import sys
 import tempfile
 
@@ -122,10 +128,19 @@ def kept_lines(text, level, hide_cuinit):
 
 
 def _start_tensorflow():
-    import keras  # noqa: F401
-    import tensorflow as tf
+    """Imports TensorFlow and Keras and lists the devices, with SIGTERM and
+    SIGINT blocked meanwhile: the threads TensorFlow starts then inherit the
+    block, so these signals reach the main thread (Python's handlers), or stay
+    pending while TensorFlow holds it (bn_zoo.training.cluster.deadline)."""
+    stop = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    try:
+        import keras  # noqa: F401
+        import tensorflow as tf
 
-    tf.config.list_physical_devices()
+        tf.config.list_physical_devices()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _quiet_start():
@@ -140,6 +155,7 @@ def _quiet_start():
     except ValueError:
         level = 0
     if level <= 0:
+        _start_tensorflow()
         return
     sys.stderr.flush()
     try:
@@ -217,4 +233,23 @@ def set_up_logging():
             handler.addFilter(only_ours)
 
 
+def _require_tensorflow_backend():
+    """Every entry point here is TensorFlow-only (tf.distribute, tf.data,
+    TensorFlow checkpoints, SavedModel export): refuse another Keras backend
+    with one clear line and exit code 1, before any flag is parsed."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        sys.stderr.write(
+            f"ERROR (BackendError): bn_zoo's trainers run on Keras' TensorFlow backend "
+            f"only, and this process runs the {backend!r} backend. Rerun with "
+            "KERAS_BACKEND=tensorflow (it overrides the \"backend\" of "
+            "~/.keras/keras.json). The layer, the models and bn_zoo.population also "
+            "run on JAX and PyTorch (docs/layer.md).\n"
+        )
+        sys.exit(1)
+
+
 _quiet_start()
+_require_tensorflow_backend()

@@ -45,7 +45,8 @@ def main(argv):
     def train():
         from bn_zoo import training
 
-        return training.train(config, cli.WORKDIR.value)
+        return training.train(config, cli.WORKDIR.value,
+                              connect_timeout=cli.CLUSTER_TIMEOUT.value)
 
     final = cli.run(train)
     print("final:", ", ".join(f"{k}={v}" for k, v in sorted(final.items())), flush=True)

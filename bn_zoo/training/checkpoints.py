@@ -3,20 +3,25 @@
 A checkpoint holds the model (weights, BN moving averages and population
 statistics), the optimizer (slots, iteration count) and the global step, and
 is named `ckpt-<step>`. `CheckpointManager` writes through temporary files, so
-a run killed while saving keeps the previous checkpoint.
+a run killed while saving keeps the previous checkpoint. A checkpoint that
+cannot be read (e.g. a truncated file) is skipped with a warning naming it and
+the older one used instead; a save that fails for lack of space removes its
+temporary files and keeps the previous checkpoints.
 """
 
+import glob
 import os
 import shutil
 
 import tensorflow as tf
+from absl import logging
 
 from bn_zoo import population
 from bn_zoo.training import config as config_lib
 from bn_zoo.training import modeling
 from bn_zoo.training import strategy as strategy_lib
 from bn_zoo.training import workdir as workdir_lib
-from bn_zoo.training.errors import WorkdirError
+from bn_zoo.training.errors import DiskFullError, WorkdirError
 
 
 def latest_step(directory):
@@ -35,14 +40,65 @@ def restore(checkpoint, path, model, expect_partial=False):
     status = checkpoint.restore(path)
     if expect_partial:
         status.expect_partial()
-    saved = (name for name, _ in tf.train.list_variables(path))
-    written_before_the_choice = population.batch_normalization_layers(model) and not any(
-        "use_population_statistics" in name for name in saved
+    saved = [name for name, _ in tf.train.list_variables(path)]
+    # ... or, written before BN layers counted their moving-average updates,
+    # `moving_statistics_updates` (they restore with a count of 0).
+    written_before_the_choice = population.batch_normalization_layers(model) and not all(
+        any(variable in name for name in saved)
+        for variable in ("use_population_statistics", "moving_statistics_updates")
     )
     if written_before_the_choice:
         status.expect_partial().assert_nontrivial_match()
     else:
         status.assert_existing_objects_matched()
+
+
+def candidates(directory):
+    """Paths of the checkpoints in `directory`, newest first."""
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None:
+        return []
+    paths = list(state.all_model_checkpoint_paths)
+    if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+        paths.append(state.model_checkpoint_path)
+    paths = [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths]
+    return sorted(set(paths), key=lambda p: int(p.rsplit("-", 1)[1]), reverse=True)
+
+
+def _files(path):
+    return ", ".join(os.path.basename(f) for f in sorted(glob.glob(path + ".*"))) or "no files"
+
+
+def restore_newest_readable(checkpoint, directory, model, expect_partial=False):
+    """Restores the newest checkpoint of `directory` that can be read.
+
+    A checkpoint whose files are missing, truncated or corrupt is skipped
+    with a warning that names it and the checkpoint used instead.
+
+    Returns:
+        The path of the restored checkpoint, or None if `directory` has none.
+
+    Raises:
+        WorkdirError: `directory` names checkpoints and none can be read.
+    """
+    paths = candidates(directory)
+    unreadable = []
+    for path in paths:
+        try:
+            restore(checkpoint, path, model, expect_partial=expect_partial)
+        except (tf.errors.OpError, ValueError, IndexError, AssertionError, OSError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            unreadable.append(f"{path} ({_files(path)}: {type(error).__name__}: {reason})")
+            continue
+        for bad in unreadable:
+            logging.warning("Checkpoint %s cannot be read; using the older checkpoint %s "
+                            "instead.", bad, path)
+        return path
+    if unreadable:
+        raise WorkdirError(
+            f"No checkpoint in {directory} can be read: {'; '.join(unreadable)}. Move "
+            "them away to start the run afresh, or use a new --workdir.")
+    return None
 
 
 class Checkpointer:
@@ -68,16 +124,35 @@ class Checkpointer:
         )
 
     def restore_latest(self):
-        """Restores the newest checkpoint; returns its path or None."""
-        path = tf.train.latest_checkpoint(self.directory)
-        if path is not None:
-            restore(self.checkpoint, path, self._model)
-        return path
+        """Restores the newest readable checkpoint (`restore_newest_readable`);
+        returns its path or None."""
+        return restore_newest_readable(self.checkpoint, self.directory, self._model)
 
     def save(self, step):
-        path = self.manager.save(checkpoint_number=step)
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+        """Saves `ckpt-<step>`; returns its path.
+
+        Raises:
+            DiskFullError: the file system is full; the temporary files of
+                this save are removed and the previous checkpoints kept.
+        """
+        save_dir = self._scratch or self.directory
+        try:
+            path = self.manager.save(checkpoint_number=step)
+        except (tf.errors.ResourceExhaustedError, OSError) as error:
+            if isinstance(error, OSError) and error.errno not in workdir_lib.WRITE_ERRORS:
+                raise
+            for temp in glob.glob(os.path.join(save_dir, f"ckpt-{step}_temp*")):
+                shutil.rmtree(temp, ignore_errors=True)
+            latest = tf.train.latest_checkpoint(self.directory)
+            kept = f"the newest checkpoint {latest} is kept" if latest else "no checkpoint was saved"
+            reason = str(error).strip().splitlines()[0]
+            raise DiskFullError(
+                f"Could not write checkpoint {os.path.join(save_dir, f'ckpt-{step}')} "
+                f"({reason}); its temporary files were removed and {kept}. Free some "
+                "space and rerun the same command to resume.") from error
+        finally:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
         return path
 
     @property
@@ -89,7 +164,8 @@ def restore_model(workdir, classifier_activation="softmax"):
     """The trained model of a workdir, ready for inference or export.
 
     Builds the model of `workdir/config.json` (float32, on the default
-    strategy), loads the weights and BN statistics of the newest checkpoint,
+    strategy), loads the weights and BN statistics of the newest readable
+    checkpoint (an unreadable newer one is skipped with a warning naming both),
     and, if the run finished with Algorithm 2's population statistics
     (`final.json` says `"inference_statistics": "population"` for that step),
     makes every BN layer use them.
@@ -107,15 +183,15 @@ def restore_model(workdir, classifier_activation="softmax"):
     saved = wd.saved_config()
     if saved is None:
         raise WorkdirError(f"{wd.path} has no {workdir_lib.CONFIG_FILE}: not a trainer workdir.")
-    path = tf.train.latest_checkpoint(wd.checkpoints)
-    if path is None:
+    if tf.train.latest_checkpoint(wd.checkpoints) is None:
         raise WorkdirError(f"{wd.path} has no checkpoint yet; train first.")
     config = config_lib.resolve(saved)
     config.synchronized_batch_norm = False  # Inference needs no cross-replica statistics.
     model = modeling.create_model(config, classifier_activation=classifier_activation)
-    restore(tf.train.Checkpoint(model=model), path, model, expect_partial=True)
+    path = restore_newest_readable(tf.train.Checkpoint(model=model), wd.checkpoints, model,
+                                   expect_partial=True)
     final = workdir_lib.read_json(wd.file(workdir_lib.FINAL_FILE)) or {}
-    if final.get("step") == latest_step(wd.checkpoints) and final.get(
+    if final.get("step") == int(path.rsplit("-", 1)[1]) and final.get(
         "inference_statistics") == "population":
         population.set_inference_statistics(model, "population")
     return model

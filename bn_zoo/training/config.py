@@ -133,7 +133,10 @@ def default_config():
 # What each field of default_config() means (config.data: the data source's
 # FIELD_DOCS). "None: the recipe's <key>" marks the fields of RECIPE_FIELDS.
 FIELD_DOCS = {
-    "model.name": "Registered model to train: one of bn_zoo.list_models().",
+    "model.name": (
+        "Model to train: one of bn_zoo.list_models(), or a network of your own, "
+        "registered with bn_zoo.register_model or named by import path "
+        "'package.module:function' (recorded by import path in config.json)."),
     "model.kwargs": (
         "Extra keyword arguments of bn_zoo.create_model (e.g. input_shape, classes, "
         "depth_multiplier, batch_norm_kwargs). Not classifier_activation, weights or "
@@ -271,18 +274,35 @@ def _set(tree, path, value):
 
 
 def _fill_from_recipe(config):
-    import bn_zoo
+    from bn_zoo.models import registry
 
     name = config["model"]["name"]
     if name is None:
         raise ConfigError("config.model.name is not set. Use one of: "
-                          f"{', '.join(bn_zoo.list_models())}.")
-    if name not in bn_zoo.list_models():
+                          f"{', '.join(registry.list_models())}, or a network of your "
+                          "own by import path, 'package.module:function'.")
+    if not isinstance(name, str) or (name not in registry.list_models() and ":" not in name):
         raise ConfigError(
             f"Unknown model config.model.name={name!r}. Known models: "
-            f"{', '.join(bn_zoo.list_models())}."
+            f"{', '.join(registry.list_models())}. A network of your own: name it by "
+            "import path, 'package.module:function', or register it with "
+            "@bn_zoo.register_model in a module the config file imports."
         )
-    recipe = bn_zoo.model_info(name).recipe
+    try:
+        info = registry.model_info(name)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"config.model.name={name!r}: {error}") from None
+    takes = getattr(info.factory, "takes", None)
+    if config.get("synchronized_batch_norm") and takes and not takes("batch_norm_kwargs"):
+        raise ConfigError(
+            f"config.synchronized_batch_norm=True needs a model builder that takes "
+            f"`batch_norm_kwargs` (and passes them to its BatchNormalization layers); "
+            f"{name!r} does not. Add the argument, or set synchronized_batch_norm=False.")
+    if info.family == "custom" and info.import_path:
+        # Recorded by import path, so restore_model and trainers.export find
+        # it in a process that has not imported its module.
+        config["model"]["name"] = info.import_path
+    recipe = info.recipe
     for path, key in RECIPE_FIELDS.items():
         try:
             value = _get(config, path)
@@ -290,6 +310,11 @@ def _fill_from_recipe(config):
             continue
         if value is None:
             if recipe.get(key) is None:
+                if path == "optimizer.reference_batch_size" and info.family == "custom":
+                    # No reference batch in the recipe: the learning rate is
+                    # base_learning_rate itself.
+                    _set(config, path, config["global_batch_size"])
+                    continue
                 raise ConfigError(
                     f"config.{path} is not set and the recipe of {name!r} has no "
                     f"{key!r}; set it in the config or with --config.{path}=..."

@@ -15,6 +15,25 @@ class WorkdirError(TrainingError, ValueError):
     """The workdir holds a run that the config cannot continue."""
 
 
+class DiskFullError(TrainingError, OSError):
+    """The file system ran out of space (or quota) while the run wrote."""
+
+
+class ClusterError(TrainingError, ConnectionError):
+    """The cluster (TPU, TF_CONFIG workers) is misconfigured or unreachable."""
+
+
+class Preempted(TrainingError):
+    """SIGTERM or SIGINT stopped the run after it saved a checkpoint.
+
+    `exit_code` is 128 + the signal number, as a shell reports a process
+    ended by that signal."""
+
+    def __init__(self, message, exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class NonFiniteLossError(TrainingError, FloatingPointError):
     """The loss or the weights became NaN or Inf; training stopped."""
 

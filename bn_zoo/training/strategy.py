@@ -9,11 +9,17 @@
 
 The global batch of the config is split evenly among replicas; see
 `per_replica_batch_size`.
+
+Connecting to a cluster (the TPU, or the other workers of `TF_CONFIG`) has a
+deadline, `connect_timeout` seconds (`--cluster_timeout`), and `TF_CONFIG` is
+checked first: see `bn_zoo.training.cluster`.
 """
 
 import tensorflow as tf
 from absl import logging
 
+from bn_zoo.training.cluster import (DEFAULT_CONNECT_TIMEOUT, deadline, tf_config_peers,
+                                     tpu_resolver)
 from bn_zoo.training.errors import ConfigError
 
 
@@ -49,13 +55,28 @@ def configure_cpu_devices(num_devices):
 _PROCESS_STRATEGIES = {}
 
 
-def create_strategy(name, tpu=""):
-    """The `tf.distribute.Strategy` called `name` (see the module docstring)."""
+def create_strategy(name, tpu="", connect_timeout=None):
+    """The `tf.distribute.Strategy` called `name` (see the module docstring).
+
+    Args:
+        name: One of `STRATEGIES` (bn_zoo.training.config).
+        tpu: For "tpu": the TPU's name, a grpc://host:port address, or
+            "" / "local" on a TPU VM.
+        connect_timeout: Seconds to wait for the TPU or the `TF_CONFIG`
+            cluster (None: `DEFAULT_CONNECT_TIMEOUT`).
+
+    Raises:
+        ConfigError: a malformed `TF_CONFIG`, or "tpu" with no TPU named
+            off a TPU VM.
+        ClusterError: no TPU at `tpu`.
+    Past the deadline the process exits with code 1 (see the module docstring).
+    """
     if name == "default":
         return tf.distribute.get_strategy()
     if name in ("multi_worker_mirrored", "tpu"):
         # Before any device query: these configure the runtime at start-up.
-        return _process_strategy(name, tpu)
+        timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+        return _process_strategy(name, tpu, timeout)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
@@ -70,15 +91,20 @@ def create_strategy(name, tpu=""):
     raise ConfigError(f"Unknown strategy {name!r}.")
 
 
-def _process_strategy(name, tpu):
+def _process_strategy(name, tpu, timeout):
     if (name, tpu) in _PROCESS_STRATEGIES:
         return _PROCESS_STRATEGIES[(name, tpu)]
     if name == "multi_worker_mirrored":
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        peers = tf_config_peers()
+        with deadline(timeout, "the other workers of TF_CONFIG", peers):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
+        resolver = tpu_resolver(tpu)
+        addresses = [a for a in resolver.cluster_spec().as_dict().get("worker", [])]
+        what = f"the TPU {tpu!r}" if tpu else "the TPU"
+        with deadline(timeout, what, addresses):
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
         logging.info("TPU devices: %s", tf.config.list_logical_devices("TPU"))
         strategy = tf.distribute.TPUStrategy(resolver)
     _PROCESS_STRATEGIES[(name, tpu)] = strategy

@@ -28,10 +28,10 @@ from bn_zoo import population
 from bn_zoo.models import preprocess_input
 from bn_zoo.training import checkpoints as checkpoints_lib
 from bn_zoo.training import config as config_lib
-from bn_zoo.training import inputs, modeling, optimizers, steps, summaries
+from bn_zoo.training import inputs, modeling, optimizers, preemption, steps, summaries
 from bn_zoo.training import strategy as strategy_lib
 from bn_zoo.training import workdir as workdir_lib
-from bn_zoo.training.errors import ConfigError, NonFiniteLossError, WorkdirError
+from bn_zoo.training.errors import ConfigError, NonFiniteLossError, Preempted, WorkdirError
 
 BASE_COLUMNS = ("step", "train_loss", "train_accuracy", "eval_loss", "eval_accuracy",
                 "eval_top5_accuracy", "learning_rate")
@@ -154,34 +154,59 @@ class _Run:
         step = int(self.step.numpy())
         if restored:
             logging.info("Resumed from %s at step %d.", restored, step)
+        iterator = self._train_iterator(step)  # Before any write: it checks the split.
+        if not restored:  # Leftovers of a run stopped before its first checkpoint go.
+            workdir.start_afresh()
         workdir.write_config(config)
         self.metrics = workdir_lib.MetricsLog(
             workdir.file(workdir_lib.METRICS_FILE), self._columns(), chief=workdir.chief)
         self.metrics.truncate(step)
+        if workdir.chief:
+            summaries.drop_after(workdir.tensorboard, step)
         self.writer = (tf.summary.create_file_writer(workdir.tensorboard) if workdir.chief
                        else tf.summary.create_noop_writer())
         try:
-            if not restored:
-                # A checkpoint at s is saved after the evaluation at s, so only a
-                # fresh run evaluates its starting point. (Deciding from the step
-                # alone keeps the workers of a multi-worker run in step.)
-                self._evaluate(step, _Interval().means())
-            self._train_until_end(step)
+            with preemption.Watcher() as watcher:
+                if not restored:
+                    # A checkpoint at s is saved after the evaluation at s, so only a
+                    # fresh run evaluates its starting point. (Deciding from the step
+                    # alone keeps the workers of a multi-worker run in step.)
+                    self._evaluate(step, _Interval().means())
+                self._train_until_end(step, iterator, watcher, restored)
             return self._finish()
         finally:
             self.writer.close()
 
-    def _train_until_end(self, step):
+    def _train_iterator(self, step):
+        """The training batches from `step` on (None at the end); a ConfigError
+        if the training split holds less than one global batch."""
         config = self.config
         if step >= config.num_train_steps:
-            return
-        dataset = self.strategy.distribute_datasets_from_function(
-            self.data.train_dataset_fn(config.global_batch_size, config.seed, step))
-        iterator = iter(dataset)
+            return None
+        try:
+            return iter(self.strategy.distribute_datasets_from_function(
+                self.data.train_dataset_fn(config.global_batch_size, config.seed, step)))
+        except ValueError as error:
+            raise ConfigError(
+                f"{error} Nothing was written. Use a larger config.data.train_split or a "
+                "smaller config.global_batch_size.") from error
+
+    def _stop(self, step, watcher, saved):
+        """Saves a checkpoint at `step` (unless there is one) and raises Preempted."""
+        signum = watcher.received or preemption.signal.SIGTERM  # A peer's signal.
+        path = saved if saved and saved.endswith(f"-{step}") else self.checkpointer.save(step)
+        raise Preempted(
+            f"Stopped by {signum.name} at step {step} of {self.config.num_train_steps}: "
+            f"saved {path}. Rerun the same command to resume.", 128 + int(signum))
+
+    def _train_until_end(self, step, iterator, watcher, saved=None):
+        config = self.config
         log_interval, eval_interval = _Interval(), _Interval()
         log_time = 0.0
         log_steps = 0
         while step < config.num_train_steps:
+            if preemption.any_worker(self.strategy, watcher.received):
+                self._stop(step, watcher, saved)
             end = _next_boundary(step, config)
             start_time = time.perf_counter()
             self.steps.train_loop(iterator, tf.constant(end - step, tf.int32))
@@ -200,7 +225,7 @@ class _Run:
                 self._evaluate(step, eval_interval.means())
                 eval_interval = _Interval()
             if _at(step, config.checkpoint_every_steps, config):
-                self.checkpointer.save(step)
+                saved = self.checkpointer.save(step)
 
     def _finish(self):
         """Final evaluation; Algorithm 2's population statistics if asked."""
@@ -231,6 +256,11 @@ class _Run:
                 "population_batches": config.population_batches,
             })
             self.checkpointer.save(config.num_train_steps)
+            with self.writer.as_default():  # Beside eval/accuracy, the moving averages'.
+                summaries.scalar("eval/accuracy_population", result["eval_accuracy"],
+                                 config.num_train_steps)
+                summaries.scalar("eval/loss_population", result["eval_loss"],
+                                 config.num_train_steps)
             logging.info("Population statistics from %d batches (%.1f s): eval_accuracy "
                          "%.4f with moving averages, %.4f with population statistics.",
                          config.population_batches, time.perf_counter() - start,
@@ -260,7 +290,7 @@ def _check_values_per_channel(model, config, strategy):
             )
 
 
-def train(config, workdir):
+def train(config, workdir, connect_timeout=None):
     """Trains (or resumes) the run of `config` in `workdir`.
 
     Args:
@@ -269,6 +299,8 @@ def train(config, workdir):
             come from the model's recipe in the registry.
         workdir: Directory of the run (created if needed). Rerunning with the
             same config resumes from its newest checkpoint.
+        connect_timeout: Seconds to wait for a TPU or the other workers of
+            `TF_CONFIG` (None: `strategy.DEFAULT_CONNECT_TIMEOUT`).
 
     Returns:
         The contents of `workdir/final.json`: the final step, evaluation
@@ -276,17 +308,30 @@ def train(config, workdir):
         the accuracy with moving averages and with population statistics.
 
     Raises:
-        ConfigError, WorkdirError, DataError: before anything is written.
+        ConfigError, WorkdirError, DataError, ClusterError: before anything
+            is written.
         NonFiniteLossError: the loss diverged; the last good checkpoint is kept.
+        DiskFullError: a checkpoint could not be written for lack of space.
+        Preempted: SIGTERM or SIGINT; a checkpoint was saved first.
+    A run that fails before its first checkpoint removes what it wrote.
     """
+    if keras.backend.backend() != "tensorflow":
+        raise ConfigError(
+            "The trainer runs on Keras' TensorFlow backend only (tf.distribute, "
+            f"tf.data, TensorFlow checkpoints), and this process runs the "
+            f"{keras.backend.backend()!r} backend. Rerun with KERAS_BACKEND=tensorflow. "
+            "The layer, the models and bn_zoo.population also run on JAX and "
+            "PyTorch (docs/layer.md)."
+        )
     config = config_lib.resolve(config)
     strategy_lib.configure_cpu_devices(config.num_cpu_devices)
-    strategy = strategy_lib.create_strategy(config.strategy, config.tpu)
+    strategy = strategy_lib.create_strategy(config.strategy, config.tpu, connect_timeout)
     strategy_lib.per_replica_batch_size(config.global_batch_size, strategy)
     strategy_lib.per_replica_batch_size(config.eval_batch_size, strategy, "eval_batch_size")
     strategy_lib.warn_if_bfloat16_is_emulated(config.mixed_precision, strategy)
     workdir = workdir_lib.Workdir(workdir, chief=strategy_lib.is_chief(strategy))
     workdir.check_config(config)
+    workdir.check_writable()
     latest = checkpoints_lib.latest_step(workdir.checkpoints)
     if latest is not None and latest > config.num_train_steps:
         raise WorkdirError(
@@ -304,5 +349,10 @@ def train(config, workdir):
     logging.info("Training %s with %s (%d replica(s)), global batch %d, in %s.",
                  config.model.name, type(strategy).__name__, strategy.num_replicas_in_sync,
                  config.global_batch_size, workdir.path)
-    with _dtype_policy(config.mixed_precision):
-        return _Run(config, strategy, data, workdir).train()
+    footprint = workdir.footprint()
+    try:
+        with _dtype_policy(config.mixed_precision):
+            return _Run(config, strategy, data, workdir).train()
+    except BaseException:
+        workdir.roll_back(footprint)  # Only if no checkpoint was saved.
+        raise

@@ -1,0 +1,67 @@
+"""Stopping a run cleanly on SIGTERM or SIGINT (preemption, Ctrl-C).
+
+Clouds preempt a VM by sending SIGTERM some seconds before they stop it;
+Ctrl-C sends SIGINT. While a `Watcher` is active, either signal only sets a
+flag; the training loop checks it at the next step boundary (every call of
+its `tf.function`, at most `steps_per_loop` steps), saves a checkpoint there
+and stops with `errors.Preempted`, which the entry points print as one line,
+exiting with code 128 + the signal number. A second signal ends the process
+at once, as it would without the watcher.
+
+`tf.distribute.experimental.PreemptionCheckpointHandler` does the same for
+`MultiWorkerMirroredStrategy` and TPUs, but counts its own calls instead of
+the run's step, adds its own counter to every checkpoint, restores in its
+constructor, exits the process itself and ignores SIGINT. Outside Google's
+platforms it watches SIGTERM with a Python signal handler like this one. The
+workers of a multi-worker run agree on the stop with one all-reduce of the
+flag per loop (`any_worker`).
+"""
+
+import signal
+import threading
+
+import tensorflow as tf
+from absl import logging
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Watcher:
+    """A context manager: SIGTERM/SIGINT set `received` instead of ending
+    the process (the main thread only; elsewhere it watches nothing)."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.received is not None:  # A second signal: what it would do anyway.
+            previous = self._previous.get(signum, signal.SIG_DFL)
+            signal.signal(signum, previous)
+            signal.raise_signal(signum)
+            return
+        self.received = signal.Signals(signum)
+        logging.info("%s received: saving a checkpoint at the next step boundary "
+                     "(send it again to stop at once).", self.received.name)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+        return False
+
+
+def any_worker(strategy, flag):
+    """Whether `flag` is true on any worker of `strategy` (one all-reduce in
+    multi-worker mode; `flag` itself otherwise)."""
+    if not strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
+        return bool(flag)
+    value = tf.constant(1.0 if flag else 0.0)
+    per_replica = strategy.run(lambda: tf.identity(value))
+    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None) > 0)
