@@ -6,7 +6,10 @@ our layer with both variance corrections, `keras.layers.BatchNormalization`,
 and `tf.raw_ops.FusedBatchNormV3` called directly, then the ratios the
 targets are stated in (issues 2 and 10): on 4-D shapes ours ≤ 1.1× the fused
 kernel in training and ≤ 1.05× in inference; on the dense shape ours ≤ 1.0×
-Keras in training. The candidates' steps are timed in turns, one call of each
+Keras in training. Then (issue 11) our layer with `renorm=True` and with
+`virtual_batch_size` = batch/4 beside tf_keras' layer with the same
+arguments (tf_keras is a test dependency; the rows are left out without it),
+with the ratio of the training steps. The candidates' steps are timed in turns, one call of each
 per round, so that a change in the machine's load reaches all of them;
 shapes under 1e5 elements get 10× the rounds.
 
@@ -81,6 +84,26 @@ def fused_steps(x, dy):
     return train_step, inference_step
 
 
+RENORM = dict(renorm=True, renorm_clipping={"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0})
+
+
+def renorm_and_ghost_candidates(shape, x, dy):
+    """Ours and tf_keras' layer with renorm and with ghost batches of a
+    quarter of the batch (variance_correction="biased", as tf_keras)."""
+    try:
+        import tf_keras
+    except ImportError:
+        return {}
+    ghost = dict(virtual_batch_size=shape[0] // 4)
+    candidates = {}
+    for label, kwargs in (("renorm", RENORM), (f"ghost v={shape[0] // 4}", ghost)):
+        candidates[f"ours {label}"] = layer_steps(
+            BatchNormalization(variance_correction="biased", **kwargs), x, dy)
+        candidates[f"tf_keras {label}"] = layer_steps(
+            tf_keras.layers.BatchNormalization(**kwargs), x, dy)
+    return candidates
+
+
 def interleaved_median_ms(steps, repeats):
     """Median milliseconds of each step, timed in turns (one call of each per
     round) so that changes in the machine's load reach every candidate alike."""
@@ -110,6 +133,7 @@ def benchmark(shape, repeats):
         ),
         "FusedBatchNormV3 (direct)": fused_steps(x, dy),
     }
+    candidates.update(renorm_and_ghost_candidates(shape, x, dy))
     if np.prod(shape) < 1e5:
         repeats *= 10  # sub-millisecond steps: more rounds for a stable median
     train = interleaved_median_ms({n: c[0] for n, c in candidates.items()}, repeats)
@@ -140,6 +164,11 @@ def main():
                 f"{ours[0] / keras_[0]:.2f}x keras; "
                 f"infer {ours[1] / fused[1]:.2f}x fused, {ours[1] / keras_[1]:.2f}x keras"
             )
+        for name in results:
+            if name.startswith("ours ") and f"tf_keras {name[5:]}" in results:
+                ours, theirs = results[name], results[f"tf_keras {name[5:]}"]
+                print(f"  {name}: train {ours[0] / theirs[0]:.2f}x tf_keras, "
+                      f"infer {ours[1] / theirs[1]:.2f}x tf_keras")
         if len(shape) == 4:
             print("  targets: training ≤ 1.1x fused, inference ≤ 1.05x fused\n")
         else:

@@ -422,18 +422,20 @@ def test_estimate_without_activate_keeps_the_choice(start):
 
 # ------------------------------------------ files written before the flag
 def strip_flag(weights_path):
-    """Rewrites a .weights.h5 file as the previous version wrote it: BN layers
-    without their last variable, `use_population_statistics`."""
+    """Rewrites a .weights.h5 file as the version before the flag wrote it: BN
+    layers without their last two variables, `use_population_statistics` and
+    `moving_statistics_updates` (added after it)."""
     with h5py.File(weights_path, "r+") as f:
         # Keras names the groups by class and position, not by layer name.
         groups = [g["vars"] for name, g in f["layers"].items()
                   if name.startswith("batch_normalization")]
         assert len(groups) == len(BN_NAMES)
         for group in groups:
-            # The layout this relies on: 6 statistics, then the scalar flag.
-            assert sorted(group.keys()) == [str(i) for i in range(7)]
-            assert [group[str(i)].shape for i in range(7)] == [group["0"].shape] * 6 + [()]
-            del group["6"]
+            # The layout this relies on: 6 statistics, then the scalar flag and
+            # the scalar update count.
+            assert sorted(group.keys()) == [str(i) for i in range(8)]
+            assert [group[str(i)].shape for i in range(8)] == [group["0"].shape] * 6 + [()] * 2
+            del group["6"], group["7"]
             assert len(group) == 6
 
 

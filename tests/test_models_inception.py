@@ -72,6 +72,7 @@ def expected_counts(batch_norm, stem, depth_multiplier=1.0, classes=1000):
             counts[0] += 2 * out  # γ, β
             counts[1] += 4 * out  # moving and population mean, variance
             counts[1] += 1  # use_population_statistics, the inference choice
+            counts[1] += 1  # moving_statistics_updates, the update count
         return out
 
     c64 = depth(64)

@@ -52,12 +52,13 @@ def test_layer_names_and_structure():
 
 def test_parameter_counts():
     # 784-100-100-100-10; BN replaces each hidden bias by γ, β (+ 4 statistics
-    # per unit and the layer's scalar choice of inference statistics).
+    # per unit, the layer's scalar choice of inference statistics and its
+    # scalar count of moving-average updates).
     plain = (784 * 100 + 100) + 2 * (100 * 100 + 100) + (100 * 10 + 10)
     assert MLP.count_params() == plain
     trainable = plain - 3 * 100 + 3 * 2 * 100
     assert sum(int(np.prod(w.shape)) for w in BN_MLP.trainable_weights) == trainable
-    assert sum(int(np.prod(w.shape)) for w in BN_MLP.non_trainable_weights) == 3 * (4 * 100 + 1)
+    assert sum(int(np.prod(w.shape)) for w in BN_MLP.non_trainable_weights) == 3 * (4 * 100 + 2)
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])

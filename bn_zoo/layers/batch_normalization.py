@@ -14,7 +14,8 @@ import threading
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from bn_zoo.layers import moments
+from bn_zoo.layers import ghost, moments, moving
+from bn_zoo.layers import renorm as renorm_lib
 
 VARIANCE_CORRECTIONS = ("unbiased", "biased")
 INFERENCE_STATISTICS = ("moving", "population")
@@ -110,7 +111,8 @@ class BatchNormalization(keras.layers.Layer):
     strategy, μ_B and σ²_B (and m') are computed over the global batch of all
     replicas: each replica's (m', shift, mean, sum of squares) go through one
     all-reduce per layer and are combined with Chan's parallel formula, and
-    the gradient flows back through one all-reduce. Without
+    a custom gradient all-reduces Σ dy and Σ dy·x̂ in one more
+    (`bn_zoo.layers.sync`). Without
     synchronization each replica normalizes with its own statistics; the
     moving averages are then updated with the *mean over replicas* of every
     replica's update (variables with `aggregation="mean"`), not with replica
@@ -120,6 +122,44 @@ class BatchNormalization(keras.layers.Layer):
 
     **Mixed precision.** Statistics, γ, β and all four statistic variables stay
     float32; the output has the layer's compute dtype.
+
+    **Batch Renormalization** (`renorm=True`; Ioffe, 2017). Training
+    computes y = γ(x̂·r + d) + β with r = σ_B/σ and d = (μ_B − μ)/σ, held
+    constant in backprop and clipped by `renorm_clipping`; μ and σ are the
+    variables `renorm_mean` and `renorm_stddev`, moving averages with
+    `renorm_momentum` of μ_B and of √(c·σ²_B + ε) (`bn_zoo.layers.renorm`).
+    Unclipped, the training output is (x − μ)/σ, the inference network's. As
+    in Keras, the moving averages for inference are then of μ_B and of
+    √(c·σ²_B + ε), and `moving_variance` is that average squared minus ε.
+    Algorithm 2 is unchanged: the population statistics are E[μ_B] and
+    c·E[σ²_B] of the mini-batches through the training network (with its r
+    and d), and inference is the same affine map. With
+    `variance_correction="biased"` (c = 1) this is Keras' and tf_keras'
+    arithmetic. On TensorFlow 4-D and 5-D inputs still take the fused kernel:
+    y = γx̂ + β comes out of it and is corrected as r·y + (γd + β(1 − r)).
+
+    **Ghost batches** (`virtual_batch_size=v`; Hoffer et al., 2017). In
+    training a batch of n is split into n/v ghost batches of v examples (as
+    in tf_keras, ghost batch j holds examples j, j + n/v, ...), each
+    normalized with its own μ_B and σ²_B, m' = v·p·q (`bn_zoo.layers.ghost`).
+    The moving averages take one step per batch with the mean over its ghost
+    batches of μ_B and of c·σ²_B (of √(c·σ²_B + ε) under renorm), as
+    tf_keras. Under Algorithm 2 each ghost batch is a mini-batch B of size v:
+    E[x] is the mean of their μ_B and Var[x] the mean of v'/(v'−1)·σ²_B, with
+    v' = v·p·q. Under renorm, r and d are computed per ghost batch (tf_keras
+    computes them from the mean of the ghost batches' statistics). Inference
+    is per example and takes any batch size. Ghost batches run on the generic
+    path (the fused kernel has no per-ghost statistics).
+
+    **Moving averages that have not caught up.** After t updates the
+    initializers still weigh momentum^t in the moving averages (37% after 100
+    steps at 0.99). The layer counts its updates in
+    `moving_statistics_updates`. `zero_debias=True` divides each average by
+    1 − momentum^t (`bn_zoo.layers.moving`), as TensorFlow's zero-debiased
+    `assign_moving_average`; the default, False, is Keras' plain average, and
+    inference with it logs a warning while the initial values weigh more than
+    1%. Population statistics (`bn_zoo.population.estimate`) are the other
+    remedy.
 
     Args:
         axis: The channel axis. `-1` for `channels_last`, `1` for
@@ -143,6 +183,21 @@ class BatchNormalization(keras.layers.Layer):
             statistics inference uses. Saved in the config and, once built,
             in the variable `use_population_statistics`; assign the attribute
             to switch, with effect everywhere at once.
+        renorm: Whether to use Batch Renormalization in training.
+        renorm_clipping: With `renorm`, a dict with optional keys `"rmin"`,
+            `"rmax"`, `"dmax"`: r is clipped to [rmin, rmax] and d to
+            [−dmax, dmax] (a missing key: no bound; the paper's interval is
+            rmin = 1/rmax). A value is a number or a linear warm-up
+            `(start, end, begin_step, end_step)` over the layer's updates,
+            e.g. rmax `(1, 3, 5000, 40000)`.
+        renorm_momentum: Momentum of `renorm_mean` and `renorm_stddev`.
+        virtual_batch_size: None, or the size v of the ghost batches; it must
+            divide every training batch size (a static batch that it does not
+            divide raises a `ValueError`, a dynamic one an
+            `InvalidArgumentError` that writes nothing). Not with
+            `synchronized` or a mask.
+        zero_debias: Whether the moving averages are divided by
+            1 − momentum^t after t updates.
         **kwargs: Base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -170,6 +225,11 @@ class BatchNormalization(keras.layers.Layer):
         synchronized=False,
         variance_correction="unbiased",
         inference_statistics="moving",
+        renorm=False,
+        renorm_clipping=None,
+        renorm_momentum=0.99,
+        virtual_batch_size=None,
+        zero_debias=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -197,6 +257,40 @@ class BatchNormalization(keras.layers.Layer):
                 "`synchronized=True` needs the TensorFlow backend "
                 f"(current backend: {keras.backend.backend()!r})."
             )
+        if not 0.0 <= float(renorm_momentum) <= 1.0:
+            raise ValueError(
+                "`renorm_momentum` must be in [0, 1]. "
+                f"Received: renorm_momentum={renorm_momentum}"
+            )
+        if renorm:
+            renorm_clipping = renorm_lib.check_clipping(renorm_clipping)
+        elif renorm_clipping:
+            raise ValueError(
+                "`renorm_clipping` applies only with `renorm=True`. Received: "
+                f"renorm=False, renorm_clipping={renorm_clipping!r}"
+            )
+        if virtual_batch_size is not None:
+            if isinstance(virtual_batch_size, bool) or not isinstance(
+                virtual_batch_size, int
+            ) or virtual_batch_size < 1:
+                raise ValueError(
+                    "`virtual_batch_size` must be a positive integer that divides "
+                    "the training batch size, or None. "
+                    f"Received: virtual_batch_size={virtual_batch_size!r}"
+                )
+            if synchronized:
+                raise ValueError(
+                    "`virtual_batch_size` cannot be combined with `synchronized=True`: "
+                    "ghost batches are parts of one replica's batch, synchronized "
+                    "statistics span all replicas. Use one or the other."
+                )
+        if zero_debias and (
+            float(momentum) == 1.0 or (renorm and float(renorm_momentum) == 1.0)
+        ):
+            raise ValueError(
+                "`zero_debias=True` divides by 1 − momentum^t, which is 0 for a "
+                "momentum of 1 (an average that never moves). Use a momentum < 1."
+            )
         self.axis = axis
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
@@ -215,11 +309,18 @@ class BatchNormalization(keras.layers.Layer):
         self.synchronized = bool(synchronized)
         self.variance_correction = variance_correction
         self.inference_statistics = inference_statistics
+        self.renorm = bool(renorm)
+        self.renorm_clipping = renorm_clipping if self.renorm else None
+        self.renorm_momentum = float(renorm_momentum)
+        self.virtual_batch_size = virtual_batch_size
+        self.zero_debias = bool(zero_debias)
         self.supports_masking = True
         self.gamma = self.beta = None
         self.moving_mean = self.moving_variance = None
         self.population_mean = self.population_variance = None
         self.use_population_statistics = None
+        self.moving_statistics_updates = None
+        self.renorm_mean = self.renorm_stddev = None
 
     @property
     def inference_statistics(self):
@@ -247,14 +348,29 @@ class BatchNormalization(keras.layers.Layer):
     def load_own_variables(self, store):
         """Loads the variables, then takes the inference statistics they name.
 
-        Files written before `use_population_statistics` existed hold one
-        variable less; they load, and the layer keeps its configured choice.
+        Files written before `moving_statistics_updates` existed hold one
+        variable less, and those written before `use_population_statistics`
+        two: they load, the layer keeps its configured choice, and its update
+        count is set to `moving.UNKNOWN_UPDATES` (statistics taken as caught
+        up).
         """
+        from bn_zoo.layers import convert
+
+        if convert.load_keras_variables(self, store):  # keras.layers' 2-4 variables
+            return
         variables = self._trainable_variables + self._non_trainable_variables
-        if self.built and len(store.keys()) == len(variables) - 1:
-            flag = self.use_population_statistics
-            for i, variable in enumerate(v for v in variables if v is not flag):
+        saved = len(store.keys())
+        if self.built and not self.renorm and saved in (
+            len(variables) - 1, len(variables) - 2
+        ):
+            counter = self.moving_statistics_updates
+            missing = [counter]
+            if saved == len(variables) - 2:
+                missing.append(self.use_population_statistics)
+            kept = (v for v in variables if all(v is not m for m in missing))
+            for i, variable in enumerate(kept):
                 variable.assign(store[f"{i}"])
+            counter.assign(moving.UNKNOWN_UPDATES)
         else:
             super().load_own_variables(store)
         if self.built:
@@ -308,6 +424,11 @@ class BatchNormalization(keras.layers.Layer):
                 autocast=False,
             )
 
+        # Synchronized replicas compute the same bits of the global statistics
+        # (`bn_zoo.layers.moments.all_reduce_moments`) and each writes its own
+        # copy; otherwise the copies take the mean of the replicas' updates.
+        aggregation = "none" if self.synchronized else "mean"
+
         def statistic(name, initializer):
             return self.add_weight(
                 shape=shape,
@@ -315,7 +436,7 @@ class BatchNormalization(keras.layers.Layer):
                 initializer=initializer,
                 trainable=False,
                 autocast=False,
-                aggregation="mean",
+                aggregation=aggregation,
             )
 
         self.moving_mean = statistic("moving_mean", self.moving_mean_initializer)
@@ -336,6 +457,22 @@ class BatchNormalization(keras.layers.Layer):
             autocast=False,
             aggregation="only_first_replica",
         )
+        self.moving_statistics_updates = self.add_weight(
+            shape=(),
+            name="moving_statistics_updates",
+            initializer="zeros",
+            trainable=False,
+            autocast=False,
+            aggregation=aggregation,
+        )
+        if self.renorm:
+            variance_initializer = self.moving_variance_initializer
+
+            def stddev_initializer(shape, dtype=None):
+                return ops.sqrt(variance_initializer(shape, dtype=dtype))
+
+            self.renorm_mean = statistic("renorm_mean", self.moving_mean_initializer)
+            self.renorm_stddev = statistic("renorm_stddev", stddev_initializer)
         self.input_spec = keras.layers.InputSpec(
             ndim=rank, axes={axis: channels}
         )
@@ -363,10 +500,15 @@ class BatchNormalization(keras.layers.Layer):
     def _inference_moments(self):
         """E[x], Var[x] chosen at run time by the `use_population_statistics`
         variable, so that switching needs no retrace of any function."""
+        moving.warn_if_not_caught_up(self)
         use_population = ops.greater(self.use_population_statistics, 0.5)
+        # Variables are read into tensors first: JAX's `where` refuses them.
+        read = ops.convert_to_tensor
         return (
-            ops.where(use_population, self.population_mean, self.moving_mean),
-            ops.where(use_population, self.population_variance, self.moving_variance),
+            ops.where(use_population, read(self.population_mean), read(self.moving_mean)),
+            ops.where(
+                use_population, read(self.population_variance), read(self.moving_variance)
+            ),
         )
 
     def _use_fused(self, inputs, mask):
@@ -380,6 +522,8 @@ class BatchNormalization(keras.layers.Layer):
         )
 
     def _call_training(self, inputs, mask):
+        if self.virtual_batch_size is not None:
+            return self._ghost_training(inputs, mask)
         if self._use_fused(inputs, mask):
             count = self._local_count(inputs)
             outputs, mean, unbiased = self._fused_training(inputs)
@@ -392,39 +536,159 @@ class BatchNormalization(keras.layers.Layer):
             # computed from them) waits for the check, so a refused step
             # writes nothing that depends on this layer's output.
             outputs, mean, biased, count = _after(check, [outputs, mean, biased, count])
+        if self.renorm:
+            outputs = self._renormalize(outputs, mean, biased)
+        self._record_or_update(mean, biased, count)
+        return outputs
+
+    def _record_or_update(self, mean, biased, count, stddev=None):
         records = _active_records()
         if records is not None:
             records.append((self, mean, biased, ops.convert_to_tensor(count, "float32")))
         else:
-            self._update_moving_statistics(mean, biased, count)
-        return outputs
+            self._update_moving_statistics(mean, biased, count, stddev)
 
-    def _update_moving_statistics(self, mean, biased_variance, count):
+    def _renorm_correction(self, mean, biased):
+        """Batch Renormalization's (r, d) for batch moments of any shape that
+        broadcasts with the channels (`bn_zoo.layers.renorm`)."""
+        dtype = keras.backend.standardize_dtype(mean.dtype)
+        step = ops.cast(ops.convert_to_tensor(self.moving_statistics_updates), dtype)
+        return renorm_lib.correction(
+            mean,
+            ops.sqrt(biased + self.epsilon),
+            ops.cast(ops.convert_to_tensor(self.renorm_mean), dtype),
+            ops.cast(ops.convert_to_tensor(self.renorm_stddev), dtype),
+            self.epsilon,
+            self.renorm_clipping,
+            step,
+        )
+
+    def _renormalize(self, outputs, mean, biased):
+        """γ(x̂·r + d) + β from y = γx̂ + β, as r·y + (γd + β(1 − r)): the
+        fused kernel gives y, and r, d need the statistics it computes."""
+        dtype = keras.backend.standardize_dtype(mean.dtype)
+        r, d = self._renorm_correction(mean, biased)
+        shift = d
+        if self.gamma is not None:
+            shift = shift * ops.cast(self.gamma, dtype)
+        if self.beta is not None:
+            shift = shift + ops.cast(self.beta, dtype) * (1.0 - r)
+        axis, rank = self._channel_axis, len(outputs.shape)
+        y = ops.cast(outputs, dtype) * moments.expand(r, axis, rank)
+        y = y + moments.expand(shift, axis, rank)
+        return ops.cast(y, self.compute_dtype)
+
+    def _ghost_training(self, inputs, mask):
+        """Algorithm 1 on each ghost batch (`bn_zoo.layers.ghost`), with
+        Batch Renormalization's (r, d) per ghost batch when `renorm`."""
+        if mask is not None:
+            raise ValueError(
+                f"BatchNormalization '{self.name}': a mask is not supported with "
+                "`virtual_batch_size` (ghost batches would hold different "
+                "numbers of values). Drop the mask or the virtual batches."
+            )
+        size = self.virtual_batch_size
+        x = _to_float32(inputs)
+        if x.shape[0] is not None:
+            ghost.check_divides(self.name, x.shape[0], size)
+        elif keras.backend.backend() == "tensorflow":
+            (x,) = _after(ghost.assert_divides(self.name, x, size), [x])
+        axis, rank = self._channel_axis, len(x.shape)
+        centered, mean, variance, count = ghost.ghost_moments(x, axis, size)
+        if isinstance(count, float) and count <= 1:
+            raise ValueError(_single_value_message(self.name, inputs.shape))
+        dtype = keras.backend.standardize_dtype(x.dtype)
+        multiplier = ops.rsqrt(variance + self.epsilon)
+        offset = ops.zeros_like(mean)
+        if self.renorm:
+            r, d = self._renorm_correction(mean, variance)
+            multiplier, offset = multiplier * r, d
+        if self.gamma is not None:
+            gamma = ops.cast(self.gamma, dtype)
+            multiplier, offset = multiplier * gamma, offset * gamma
+        if self.beta is not None:
+            offset = offset + ops.cast(self.beta, dtype)
+        outputs = centered * ghost.per_ghost_broadcast(multiplier, axis, rank)
+        outputs = outputs + ghost.per_ghost_broadcast(offset, axis, rank)
+        outputs = ops.reshape(outputs, ops.shape(x))
+        stddev = None
+        if self.renorm:
+            corrected = variance
+            if self.variance_correction == "unbiased":
+                corrected = variance * (count / (count - 1.0))
+            stddev = ops.mean(ops.sqrt(corrected + self.epsilon), axis=0)
+        self._record_or_update(
+            ops.mean(mean, axis=0), ops.mean(variance, axis=0), count, stddev
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _update_moving_statistics(self, mean, biased_variance, count, stddev=None):
+        """Moves the averages towards μ_B and c·σ²_B, or under renorm towards
+        μ_B and σ = √(c·σ²_B + ε) (`stddev`, given for ghost batches), and
+        counts the update. `moving.average` zero-debiases when asked."""
         variance = biased_variance
         if self.variance_correction == "unbiased":
-            variance = biased_variance * (count / (count - 1.0))
-        decay = 1.0 - self.momentum
-        new_mean = self.moving_mean * self.momentum + ops.cast(mean, "float32") * decay
-        new_variance = (
-            self.moving_variance * self.momentum + ops.cast(variance, "float32") * decay
-        )
+            variance = biased_variance * ops.cast(
+                count / (count - 1.0), keras.backend.standardize_dtype(biased_variance.dtype))
+        # The statistics are float32 under mixed precision, float64 in a
+        # float64 layer: the batch's moments are cast to their dtype.
+        dtype = self.moving_mean.dtype
+        mean, variance = ops.cast(mean, dtype), ops.cast(variance, dtype)
+        read = ops.convert_to_tensor
+        updates = read(self.moving_statistics_updates)
+
+        def average(variable, value, momentum):
+            return moving.average(read(variable), value, momentum, updates, self.zero_debias)
+
+        new = [(self.moving_mean, average(self.moving_mean, mean, self.momentum))]
+        if self.renorm:
+            # As the paper and Keras: the averages are of σ, the moving
+            # variance is σ² − ε, so that inference divides by σ.
+            if stddev is None:
+                stddev = ops.sqrt(variance + self.epsilon)
+            stddev = ops.cast(stddev, dtype)
+            moving_stddev = moving.average(
+                ops.sqrt(read(self.moving_variance) + self.epsilon),
+                stddev, self.momentum, updates, self.zero_debias,
+            )
+            new += [
+                (self.moving_variance, ops.relu(ops.square(moving_stddev) - self.epsilon)),
+                (self.renorm_mean, average(self.renorm_mean, mean, self.renorm_momentum)),
+                (self.renorm_stddev,
+                 average(self.renorm_stddev, stddev, self.renorm_momentum)),
+            ]
+        else:
+            new.append(
+                (self.moving_variance, average(self.moving_variance, variance, self.momentum))
+            )
+        new.append((self.moving_statistics_updates, updates + 1.0))
         if not isinstance(count, float):
             # Where no assertion can stop the step (XLA drops them), m' <= 1
             # leaves the moving statistics as they were rather than inf/NaN.
             valid = ops.greater(count, 1.0)
-            new_mean = ops.where(valid, new_mean, self.moving_mean)
-            new_variance = ops.where(valid, new_variance, self.moving_variance)
-        self.moving_mean.assign(new_mean)
-        self.moving_variance.assign(new_variance)
+            new = [(v, ops.where(valid, value, read(v))) for v, value in new]
+        for variable, value in new:
+            variable.assign(value)
 
     def _generic_training(self, inputs, mask):
         """Algorithm 1 with shifted moments (see `bn_zoo.layers.moments`).
 
         Returns (outputs, μ_B, biased σ²_B, m'), all over the global batch
-        when synchronized.
+        when synchronized (`bn_zoo.layers.sync`).
         """
         x = _to_float32(inputs)
         axis, rank = self._channel_axis, len(x.shape)
+        replica = moments.replica_context() if self.synchronized else None
+        if replica is not None:
+            from bn_zoo.layers import sync
+
+            outputs, mean, variance, count = sync.batch_normalization(
+                x, replica, axis, self.epsilon,
+                gamma=None if self.gamma is None else ops.convert_to_tensor(self.gamma),
+                beta=None if self.beta is None else ops.convert_to_tensor(self.beta),
+                mask=mask, data_format=self._fused_format,
+            )
+            return ops.cast(outputs, self.compute_dtype), mean, variance, count
         if mask is None:
             weights = None
             count = self._local_count(x)
@@ -440,10 +704,6 @@ class BatchNormalization(keras.layers.Layer):
         delta, m2, centered = moments.shifted_moments(
             d, self._reduction_axes, axis, count, weights
         )
-        replica = moments.replica_context() if self.synchronized else None
-        if replica is not None:
-            count, delta, m2 = moments.all_reduce_moments(replica, count, shift, delta, m2)
-            centered = d - moments.expand(delta, axis, rank)
         variance = m2 / count
         multiplier = ops.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
@@ -595,6 +855,11 @@ class BatchNormalization(keras.layers.Layer):
                 "synchronized": self.synchronized,
                 "variance_correction": self.variance_correction,
                 "inference_statistics": self.inference_statistics,
+                "renorm": self.renorm,
+                "renorm_clipping": self.renorm_clipping,
+                "renorm_momentum": self.renorm_momentum,
+                "virtual_batch_size": self.virtual_batch_size,
+                "zero_debias": self.zero_debias,
             }
         )
         return config

@@ -370,14 +370,16 @@ def _layer_names(model):
 
 
 def _is_statistics_choice(path, shape, expected):
-    """Whether `path` is a bn_zoo BN layer's `use_population_statistics`: the
-    scalar last variable of a "batch_normalization*" group. Files written
-    before it existed lack it, and the layer then keeps its configured choice."""
+    """Whether `path` is a bn_zoo BN layer's `use_population_statistics` or
+    `moving_statistics_updates`: the two scalar last variables of a
+    "batch_normalization*" group. Files written before they existed lack
+    them; the layer then keeps its configured choice, and its statistics
+    count as caught up."""
     group, _, index = path.rpartition("/vars/")
     if shape != () or not group.rpartition("/")[2].startswith("batch_normalization"):
         return False
     indices = [int(p.rpartition("/")[2]) for p in expected if p.startswith(group + "/vars/")]
-    return index.isdigit() and int(index) == max(indices)
+    return index.isdigit() and int(index) >= max(indices) - 1
 
 
 def _structure_problems(expected, found, allow_unused_layers, layer_names):
