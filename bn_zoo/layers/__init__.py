@@ -7,11 +7,13 @@ from bn_zoo.layers.batch_normalization import (
     inference_affine,
     record_batch_statistics,
 )
+from bn_zoo.layers.convert import convert_batch_normalization
 
 __all__ = [
     "BatchNormalization",
     "INFERENCE_STATISTICS",
     "VARIANCE_CORRECTIONS",
+    "convert_batch_normalization",
     "inference_affine",
     "record_batch_statistics",
 ]
