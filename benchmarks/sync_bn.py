@@ -10,11 +10,14 @@ ops in one step's graph, per BN layer per replica. Targets (issue 13):
 ≤ 2 collectives per BN layer per replica per step (one forward, one
 backward); first step ≤ 1.5× and steady step ≤ 1.25× the unsynchronized.
 
-    python benchmarks/sync_bn.py [--steps 20] [--full_width]
+    python benchmarks/sync_bn.py [--steps 20] [--no_full_width] [--trace_dir DIR]
 
-`--full_width` also counts the collectives of the full-width 224×224 model
-(traced, not run). The unsynchronized step's collectives are the optimizer's
-all-reduce of the gradients; what synchronization adds is counted per BN layer.
+It also counts the collectives of the full-width 224×224 model (traced, not
+run; `--no_full_width` skips it). The unsynchronized step's collectives are
+the optimizer's all-reduce of the gradients; what synchronization adds is
+counted per BN layer. The first step is mostly tracing and Grappler, whose
+cost grows with the ops in the step's graph, so that count is printed too.
+`--trace_dir` writes a TensorBoard profile of each first step.
 """
 
 import argparse
@@ -68,11 +71,12 @@ def build(strategy, synchronized, input_shape, depth_multiplier):
 
 
 def collectives_per_layer(model, step, element):
-    """Collective ops in the graph of one step, in all and per BN layer per replica."""
-    graph = step.get_concrete_function(*element).graph
-    count = sum(op.type.startswith("Collective") for op in graph.get_operations())
+    """Collective ops in the graph of one step, in all and per BN layer per
+    replica, and all ops of that graph."""
+    operations = step.get_concrete_function(*element).graph.get_operations()
+    count = sum(op.type.startswith("Collective") for op in operations)
     layers = len(population.batch_normalization_layers(model))
-    return count, count / (layers * REPLICAS)
+    return count, count / (layers * REPLICAS), len(operations)
 
 
 def distributed_batches(strategy, shape, batch):
@@ -85,7 +89,8 @@ def distributed_batches(strategy, shape, batch):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--full_width", action="store_true")
+    parser.add_argument("--no_full_width", action="store_true")
+    parser.add_argument("--trace_dir", default=None)
     args = parser.parse_args()
     strategy = tf.distribute.MirroredStrategy(
         [d.name for d in tf.config.list_logical_devices("CPU")][:REPLICAS]
@@ -95,37 +100,42 @@ def main():
     for synchronized in (False, True):
         model, step = build(strategy, synchronized, shape, 0.25)
         iterator = distributed_batches(strategy, shape, batch)
+        if args.trace_dir:
+            tf.profiler.experimental.start(os.path.join(args.trace_dir, f"sync_{synchronized}"))
         start = time.perf_counter()
         strategy.experimental_local_results(step(*next(iterator)))[0].numpy()
         first = time.perf_counter() - start
+        if args.trace_dir:
+            tf.profiler.experimental.stop()
         times = []
         for _ in range(args.steps):
             start = time.perf_counter()
             strategy.experimental_local_results(step(*next(iterator)))[0].numpy()
             times.append(time.perf_counter() - start)
-        total, per_layer = collectives_per_layer(model, step, next(iterator))
-        results[synchronized] = (first, statistics.median(times), total, per_layer)
+        results[synchronized] = (first, statistics.median(times)) + collectives_per_layer(
+            model, step, next(iterator))
 
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; BN-Inception depth "
           f"0.25, 64x64, global batch {batch}, MirroredStrategy on {REPLICAS} logical "
           f"CPUs, median of {args.steps} steps\n")
     print(f"{'':20s} {'first step s':>13s} {'steady step s':>14s} {'collectives':>12s} "
-          f"{'per BN layer per replica':>25s}")
-    for synchronized, (first, steady, total, per_layer) in results.items():
+          f"{'per BN layer per replica':>25s} {'graph ops':>10s}")
+    for synchronized, (first, steady, total, per_layer, ops) in results.items():
         print(f"synchronized={synchronized!s:5s}  {first:13.2f} {steady:14.3f} {total:12d} "
-              f"{per_layer:25.2f}")
-    (first0, steady0, total0, per_layer0), (first1, steady1, _, per_layer1) = (
+              f"{per_layer:25.2f} {ops:10d}")
+    (first0, steady0, total0, per_layer0, ops0), (first1, steady1, _, per_layer1, ops1) = (
         results[False], results[True])
     print(f"\nsynchronized / not: first step {first1 / first0:.2f}x (target <= 1.5x), "
-          f"steady step {steady1 / steady0:.2f}x (target <= 1.25x); "
-          f"{per_layer1 - per_layer0:.2f} collectives per BN layer per replica for the "
-          f"BN statistics (target <= 2), besides the {total0} of the gradients' all-reduce")
-    if args.full_width:
+          f"steady step {steady1 / steady0:.2f}x (target <= 1.25x), graph ops "
+          f"{ops1 / ops0:.2f}x; {per_layer1 - per_layer0:.2f} collectives per BN layer per "
+          f"replica for the BN statistics (target <= 2), besides the {total0} of the "
+          "gradients' all-reduce")
+    if not args.no_full_width:
         model, step = build(strategy, True, (224, 224, 3), 1.0)
         element = next(distributed_batches(strategy, (224, 224, 3), 2 * REPLICAS))
-        total, per_layer = collectives_per_layer(model, step, element)
-        print(f"full width, 224x224: {total} collectives, {per_layer:.2f} per BN layer "
-              "per replica")
+        total, per_layer, _ = collectives_per_layer(model, step, element)
+        print(f"full width, 224x224, synchronized=True: {total} collectives, "
+              f"{per_layer:.2f} per BN layer per replica")
 
 
 if __name__ == "__main__":

@@ -197,8 +197,9 @@ def test_unsynchronized_moving_statistics_are_the_mean_of_replica_updates(
 
 def test_synchronized_makes_one_collective_per_layer_each_way(strategy):
     # Forward: one all-reduce of every replica's (m', shift, mean, M2); backward:
-    # its gradient, one all-reduce. Counted in the traced graph of a training
-    # step (nothing runs, so no collective is launched).
+    # one all-reduce of (Σ dy, Σ dy·x̂) in the custom gradient
+    # (bn_zoo.layers.sync). Counted in the traced graph of a training step
+    # (nothing runs, so no collective is launched).
     layers = [BatchNormalization(synchronized=True) for _ in range(3)]
     with strategy.scope():
         for layer in layers:

@@ -20,8 +20,10 @@ own shift so that nothing is ever summed at the scale of the mean:
     o_j = (s_j − s) + δ_j,   N = Σ n_j,   δ = Σ n_j o_j / N
     M2 = Σ [M2_j + n_j (o_j − δ)²],   σ²_B = M2 / N
 
-One all-reduce of a (replicas, 1 + 3C) table carries them (each replica fills
-its own row), and its gradient is one all-reduce too.
+One all-reduce of a (replicas, 1 + 3C) table carries them: each replica
+fills its own row, the others are zeros, so the sum is every replica's row
+exactly. (`ReplicaContext.all_gather` would need a second collective for the
+row sizes on MirroredStrategy.) `bn_zoo.layers.sync` adds the backward pass.
 """
 
 import keras
@@ -101,31 +103,86 @@ def shifted_moments(d, reduction_axes, channel_axis, count, weights=None):
 
 
 def all_reduce_moments(replica, count, shift, delta, m2):
-    """Chan's combination of every replica's moments, in this replica's frame.
+    """Chan's combination of every replica's moments, the same on every replica.
+
+    One collective (`sum_over_replicas`) of a (replicas, 1 + 3C) table in
+    which this replica fills its own row, so the sum is every row exactly.
+    Every replica then combines the rows in the frame of one anchor shift
+    s_a, that of the replica with the most values (never an empty one):
+
+        o_j = (s_j − s_a) + δ_j,   δ_a = Σ n_j o_j / N
+        σ²_B = Σ [M2_j + n_j (o_j − δ_a)²] / N,   μ_B = s_a + δ_a
+
+    The same operations on the same table give every replica the same bits of
+    μ_B, σ²_B and N, so each can update its own copy of the moving statistics.
 
     Args:
         replica: A `tf.distribute` replica context with more than one replica.
-        count: This replica's n (float32 scalar).
-        shift, delta, m2: This replica's s, δ and M2, float32 `(C,)`.
+        count: This replica's n: a Python float or a scalar tensor.
+        shift, delta, m2: This replica's s, δ and M2, `(C,)`, float32 (or
+            float64; the table has their dtype).
 
     Returns:
-        `(N, δ, M2)`: the global count, the global mean minus this replica's
-        `shift`, and the global sum of squared deviations.
+        `(N, δ, μ_B, σ²_B)`: the global count (scalar tensor), the global mean
+        minus this replica's `shift`, the global mean, and the global biased
+        variance M2/N (0 when N = 0).
     """
+    import numpy as np
     import tensorflow as tf
 
     channels = shift.shape[0]
     replicas = replica.num_replicas_in_sync
-    row = tf.concat([tf.reshape(tf.cast(count, tf.float32), [1]), shift, delta, m2], 0)
-    here = tf.one_hot(replica.replica_id_in_sync_group, replicas, dtype=tf.float32)
-    table = replica.all_reduce(tf.distribute.ReduceOp.SUM, here[:, None] * row[None, :])
-    counts = table[:, :1]
-    shifts, deltas, m2s = tf.split(table[:, 1:], [channels] * 3, axis=1)
-    offsets = (shifts - shift[None, :]) + deltas
+    dtype = shift.dtype
+    if isinstance(count, float):
+        count = tf.constant([count], dtype)
+    else:
+        count = tf.reshape(tf.cast(count, dtype), [1])
+    row = tf.concat([count, shift, delta, m2], 0)
+    replica_id = tf.get_static_value(replica.replica_id_in_sync_group)
+    if replica_id is not None:  # MirroredStrategy: a constant, folded here
+        here = tf.constant(np.eye(replicas)[:, int(replica_id), None], dtype)
+    else:  # TPUStrategy: a tensor
+        here = tf.one_hot(replica.replica_id_in_sync_group, replicas, dtype=dtype)[:, None]
+    table = sum_over_replicas(replica, here * row)
+    counts, shifts, deltas, m2s = tf.split(table, [1, channels, channels, channels], 1)
+    anchor = tf.gather(shifts, tf.argmax(tf.squeeze(counts, 1)))
+    offsets = (shifts - anchor) + deltas  # (replicas, C); s_j − s_a is exact near s_a
     total = tf.reduce_sum(counts)
-    global_delta = tf.reduce_sum(counts * offsets, axis=0) / tf.maximum(total, 1.0)
-    global_m2 = tf.reduce_sum(m2s + counts * tf.square(offsets - global_delta), axis=0)
-    return total, global_delta, global_m2
+    divisor = tf.maximum(total, 1.0)
+    # Sums over replicas as multiply-and-reduce, not matmul: GPUs would round
+    # a float32 matmul to TensorFloat-32.
+    replicas_axis = tf.constant(0)
+    anchored = tf.reduce_sum(counts * offsets, replicas_axis) / divisor
+    spread = m2s + counts * tf.square(offsets - anchored)
+    variance = tf.reduce_sum(spread, replicas_axis) / divisor
+    return total, (anchor - shift) + anchored, anchor + anchored, variance
+
+
+def sum_over_replicas(replica, value):
+    """The sum of `value` over all replicas: one collective, not differentiable.
+
+    `ReplicaContext.all_reduce` wraps its collective in a `tf.custom_gradient`,
+    which in graph mode walks the whole graph back from the collective's input
+    to find the variables it depends on. Over a network's BN layers that walk
+    makes tracing quadratic in depth: minutes for BN-Inception inside the
+    trainer's `tf.range` loop. The synchronized layer defines its own gradient
+    (`bn_zoo.layers.sync`), so it calls the same collective through the public
+    `merge_call` and `batch_reduce_to`, which every strategy implements.
+
+    Args:
+        replica: A `tf.distribute.ReplicaContext`.
+        value: A tensor, the same shape and dtype on every replica.
+
+    Returns:
+        The element-wise sum over the replicas, on every replica.
+    """
+    import tensorflow as tf
+
+    def reduce(strategy, per_replica):
+        return strategy.extended.batch_reduce_to(
+            tf.distribute.ReduceOp.SUM, [(per_replica, per_replica)])[0]
+
+    return replica.merge_call(reduce, args=(value,))
 
 
 def replica_context():
