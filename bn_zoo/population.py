@@ -117,8 +117,11 @@ def estimate(model, data, num_batches=None, activate=True, *, batch_size=None,
     for layer, total, n in zip(layers, sums, calls):
         if not n:
             continue
-        layer.population_mean.assign((total[0] / n).astype("float32"))
-        layer.population_variance.assign((total[1] / n).astype("float32"))
+        # float64 sums, stored in the statistics' own dtype (float64 in a
+        # float64 layer, float32 under float32 and mixed precision).
+        dtype = keras.backend.standardize_dtype(layer.population_mean.dtype)
+        layer.population_mean.assign((total[0] / n).astype(dtype))
+        layer.population_variance.assign((total[1] / n).astype(dtype))
         if activate:
             layer.inference_statistics = "population"
         updated += 1
@@ -182,7 +185,8 @@ def _training_mode(frozen):
 
 
 def _accumulate(model, layers, batches, num_batches):
-    """Sums of the (mean, corrected variance) per layer over the batches."""
+    """Sums of the (mean, corrected variance) per layer over the batches, in
+    float64 whatever the layers' dtype."""
     index = {id(layer): i for i, layer in enumerate(layers)}
     step = _cached_batch_statistics_fn(model)
     sums = [None] * len(layers)

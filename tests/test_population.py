@@ -217,6 +217,34 @@ def test_biased_layer_averages_biased_variances():
     )
 
 
+def test_float64_layer_keeps_float64_precision():
+    """Activations at |mean|/std = 1e4 (mean ~1e3, std ~0.1): float32 keeps
+    only ~7 digits of the mean, so the statistics must stay float64 end to end
+    to match numpy's float64 Algorithm 2 to 1e-12."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((2, 2, 3), dtype="float64")
+    layer = BatchNormalization(epsilon=EPSILON, dtype="float64", name="bn64")
+    model = keras.Model(inputs, layer(inputs))
+    rng = np.random.default_rng(3)
+    layer.gamma.assign(rng.uniform(0.5, 2.0, 3))
+    layer.beta.assign(rng.normal(size=3))
+    center = 1e3 + rng.normal(size=3)
+    batches = [center + 0.1 * rng.uniform(0.5, 2.0, 3) * rng.normal(size=(BATCH, 2, 2, 3))
+               for _ in range(NUM_BATCHES)]
+
+    population.estimate(model, batches, NUM_BATCHES)
+
+    count = BATCH * 4  # m' = m·p·q
+    mean = np.mean([b.mean((0, 1, 2)) for b in batches], 0)
+    variance = count / (count - 1) * np.mean([b.var((0, 1, 2)) for b in batches], 0)
+    assert layer.population_mean.dtype == layer.population_variance.dtype == "float64"
+    np.testing.assert_allclose(layer.population_mean, mean, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(layer.population_variance, variance, rtol=1e-12, atol=0)
+    x = batches[0]
+    want = affine(x, mean, variance, layer)
+    np.testing.assert_allclose(model(x, training=False), want, rtol=1e-10, atol=1e-10)
+
+
 def test_batch_normalization_layers_finds_nested_layers():
     inner = build_model()
     outer = keras.Sequential(

@@ -75,7 +75,7 @@ def curve(workdir, population_batches):
     from bn_zoo import population
     from bn_zoo.models.preprocessing import preprocess_input
     from bn_zoo.training import config as config_lib
-    from bn_zoo.training import inputs, modeling
+    from bn_zoo.training import checkpoints, inputs, modeling
     from bn_zoo.training import workdir as workdir_lib
     from bn_zoo.training.errors import WorkdirError
 
@@ -101,7 +101,16 @@ def curve(workdir, population_batches):
     checkpoint = tf.train.Checkpoint(model=model)
     rows = []
     for step, path in paths:
-        checkpoint.restore(path).expect_partial()
+        # As `restore_model`: the optimizer and step are not needed, but every
+        # variable of the model must come from the checkpoint.
+        try:
+            checkpoints.restore(checkpoint, path, model, expect_partial=True)
+        except AssertionError as error:
+            raise WorkdirError(
+                f"{path} does not hold every variable of the {config.model.name} in "
+                f"{workdir_lib.CONFIG_FILE} ({str(error).splitlines()[0][:200]}). Was the "
+                "workdir's config edited after training? Restore the config the run was "
+                "trained with.") from None
         population.set_inference_statistics(model, "moving")
         accuracy_moving, loss_moving = _evaluate(model, evaluation)
         population.estimate(model, data.population_dataset(config.global_batch_size,

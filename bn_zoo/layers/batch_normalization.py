@@ -2,48 +2,23 @@
 
 Algorithm 1 in training, Algorithm 2 in inference, Section 3.2 for
 convolutions. On the TensorFlow backend 4-D and 5-D inputs run on the fused
-kernel (`FusedBatchNormV3`), in training on a shifted input so that its
-statistics stay exact (`bn_zoo.layers.moments`); every other case takes a
-generic path built from `keras.ops`.
+kernel (`FusedBatchNormV3`, `bn_zoo.layers.fused`), in training on a shifted
+input so that its statistics stay exact (`bn_zoo.layers.moments`); every
+other case takes a generic path built from `keras.ops`
+(`bn_zoo.layers.training`). `bn_zoo.layers.arguments` checks the layer's
+arguments and `bn_zoo.layers.moving` updates its moving averages.
 """
-
-import contextlib
-import math
-import threading
 
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from bn_zoo.layers import ghost, moments, moving
+from bn_zoo.layers import arguments, fused, moving
 from bn_zoo.layers import renorm as renorm_lib
-
-VARIANCE_CORRECTIONS = ("unbiased", "biased")
-INFERENCE_STATISTICS = ("moving", "population")
-
-_recorder_state = threading.local()
-
-
-@contextlib.contextmanager
-def record_batch_statistics():
-    """Collects the mini-batch statistics of every training-mode call.
-
-    Inside this context a `BatchNormalization` layer called in training mode
-    normalizes with its mini-batch statistics as usual, but does not update
-    its moving averages; instead it appends `(layer, mean, variance, count)`
-    to the yielded list, where `variance` is the biased σ²_B and `count` is
-    m' (a float32 scalar). `bn_zoo.population.estimate` builds Algorithm 2's
-    population statistics on this.
-    """
-    previous = getattr(_recorder_state, "records", None)
-    _recorder_state.records = []
-    try:
-        yield _recorder_state.records
-    finally:
-        _recorder_state.records = previous
-
-
-def _active_records():
-    return getattr(_recorder_state, "records", None)
+from bn_zoo.layers import training as training_lib
+# `bn_zoo.layers` and `bn_zoo.population` import the constants and
+# `record_batch_statistics` from here.
+from bn_zoo.layers.arguments import INFERENCE_STATISTICS, VARIANCE_CORRECTIONS  # noqa: F401
+from bn_zoo.layers.recording import active_records, record_batch_statistics  # noqa: F401
 
 
 @keras.saving.register_keras_serializable(package="bn_zoo")
@@ -233,67 +208,22 @@ class BatchNormalization(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise TypeError(
-                "`axis` must be a single integer channel axis (e.g. -1 for "
-                f"channels_last, 1 for channels_first). Received: axis={axis!r}"
-            )
-        if not 0.0 <= float(momentum) <= 1.0:
-            raise ValueError(
-                f"`momentum` must be in [0, 1]. Received: momentum={momentum}"
-            )
-        if not float(epsilon) > 0.0:
-            raise ValueError(
-                "`epsilon` must be > 0 so that a constant channel does not "
-                f"divide by zero. Received: epsilon={epsilon}"
-            )
-        if variance_correction not in VARIANCE_CORRECTIONS:
-            raise ValueError(
-                f"`variance_correction` must be one of {VARIANCE_CORRECTIONS}. "
-                f"Received: variance_correction={variance_correction!r}"
-            )
-        if synchronized and keras.backend.backend() != "tensorflow":
-            raise ValueError(
-                "`synchronized=True` needs the TensorFlow backend "
-                f"(current backend: {keras.backend.backend()!r})."
-            )
-        if not 0.0 <= float(renorm_momentum) <= 1.0:
-            raise ValueError(
-                "`renorm_momentum` must be in [0, 1]. "
-                f"Received: renorm_momentum={renorm_momentum}"
-            )
-        if renorm:
-            renorm_clipping = renorm_lib.check_clipping(renorm_clipping)
-        elif renorm_clipping:
-            raise ValueError(
-                "`renorm_clipping` applies only with `renorm=True`. Received: "
-                f"renorm=False, renorm_clipping={renorm_clipping!r}"
-            )
-        if virtual_batch_size is not None:
-            if isinstance(virtual_batch_size, bool) or not isinstance(
-                virtual_batch_size, int
-            ) or virtual_batch_size < 1:
-                raise ValueError(
-                    "`virtual_batch_size` must be a positive integer that divides "
-                    "the training batch size, or None. "
-                    f"Received: virtual_batch_size={virtual_batch_size!r}"
-                )
-            if synchronized:
-                raise ValueError(
-                    "`virtual_batch_size` cannot be combined with `synchronized=True`: "
-                    "ghost batches are parts of one replica's batch, synchronized "
-                    "statistics span all replicas. Use one or the other."
-                )
-        if zero_debias and (
-            float(momentum) == 1.0 or (renorm and float(renorm_momentum) == 1.0)
-        ):
-            raise ValueError(
-                "`zero_debias=True` divides by 1 − momentum^t, which is 0 for a "
-                "momentum of 1 (an average that never moves). Use a momentum < 1."
-            )
+        axis = arguments.check_axis(axis)
+        momentum = arguments.check_momentum("momentum", momentum)
+        epsilon = arguments.check_epsilon(epsilon)
+        variance_correction = arguments.check_variance_correction(variance_correction)
+        synchronized = arguments.check_synchronized(synchronized)
+        renorm_momentum = arguments.check_momentum("renorm_momentum", renorm_momentum)
+        renorm_clipping = arguments.check_renorm_clipping(renorm, renorm_clipping)
+        virtual_batch_size = arguments.check_virtual_batch_size(
+            virtual_batch_size, synchronized
+        )
+        zero_debias = arguments.check_zero_debias(
+            zero_debias, momentum, renorm, renorm_momentum
+        )
         self.axis = axis
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.momentum = momentum
+        self.epsilon = epsilon
         self.center = bool(center)
         self.scale = bool(scale)
         self.beta_initializer = initializers.get(beta_initializer)
@@ -306,14 +236,14 @@ class BatchNormalization(keras.layers.Layer):
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
         self.beta_constraint = constraints.get(beta_constraint)
         self.gamma_constraint = constraints.get(gamma_constraint)
-        self.synchronized = bool(synchronized)
+        self.synchronized = synchronized
         self.variance_correction = variance_correction
         self.inference_statistics = inference_statistics
         self.renorm = bool(renorm)
-        self.renorm_clipping = renorm_clipping if self.renorm else None
-        self.renorm_momentum = float(renorm_momentum)
+        self.renorm_clipping = renorm_clipping
+        self.renorm_momentum = renorm_momentum
         self.virtual_batch_size = virtual_batch_size
-        self.zero_debias = bool(zero_debias)
+        self.zero_debias = zero_debias
         self.supports_masking = True
         self.gamma = self.beta = None
         self.moving_mean = self.moving_variance = None
@@ -331,19 +261,14 @@ class BatchNormalization(keras.layers.Layer):
         and the choice travels with the weights and checkpoints.
         """
         flag = getattr(self, "use_population_statistics", None)
-        read = _statistics_of(flag) if flag is not None else None
+        read = arguments.statistics_of(flag) if flag is not None else None
         return read or self._inference_statistics
 
     @inference_statistics.setter
     def inference_statistics(self, value):
-        if value not in INFERENCE_STATISTICS:
-            raise ValueError(
-                f"`inference_statistics` must be one of {INFERENCE_STATISTICS}. "
-                f"Received: inference_statistics={value!r}"
-            )
-        self._inference_statistics = value
+        self._inference_statistics = arguments.check_inference_statistics(value)
         if getattr(self, "use_population_statistics", None) is not None:
-            self.use_population_statistics.assign(_flag(value))
+            self.use_population_statistics.assign(arguments.flag(value))
 
     def load_own_variables(self, store):
         """Loads the variables, then takes the inference statistics they name.
@@ -374,36 +299,12 @@ class BatchNormalization(keras.layers.Layer):
         else:
             super().load_own_variables(store)
         if self.built:
-            read = _statistics_of(self.use_population_statistics)
+            read = arguments.statistics_of(self.use_population_statistics)
             self._inference_statistics = read or self._inference_statistics
 
     def build(self, input_shape):
         rank = len(input_shape)
-        if rank < 2:
-            raise ValueError(
-                f"{self.__class__.__name__} '{self.name}' needs inputs of rank "
-                ">= 2, (batch, ..., channels), to have channels to normalize. "
-                f"Received input shape {tuple(input_shape)}."
-            )
-        if not -rank <= self.axis < rank:
-            raise ValueError(
-                f"`axis={self.axis}` is out of range for inputs of rank {rank} "
-                f"(shape {tuple(input_shape)}). Use an axis in [-{rank}, {rank - 1}]"
-                ", e.g. -1 for channels_last or 1 for channels_first."
-            )
-        axis = self.axis % rank
-        if axis == 0:
-            raise ValueError(
-                f"`axis={self.axis}` is the batch axis of inputs of shape "
-                f"{tuple(input_shape)}; batch normalization normalizes over the "
-                "batch. Use the channel axis (-1 or 1)."
-            )
-        channels = input_shape[axis]
-        if channels is None:
-            raise ValueError(
-                f"The channel axis {self.axis} of inputs {tuple(input_shape)} must "
-                "have a known size to create one γ, β pair per channel."
-            )
+        axis, channels = arguments.channel_axis(self, input_shape)
         shape = (channels,)
         if self.scale:
             self.gamma = self.add_weight(
@@ -452,7 +353,7 @@ class BatchNormalization(keras.layers.Layer):
         self.use_population_statistics = self.add_weight(
             shape=(),
             name="use_population_statistics",
-            initializer=initializers.Constant(_flag(self._inference_statistics)),
+            initializer=initializers.Constant(arguments.flag(self._inference_statistics)),
             trainable=False,
             autocast=False,
             aggregation="only_first_replica",
@@ -478,7 +379,7 @@ class BatchNormalization(keras.layers.Layer):
         )
         self._channel_axis = axis
         self._reduction_axes = [i for i in range(rank) if i != axis]
-        self._fused_format = _fused_data_format(rank, axis)
+        self._fused_format = fused.data_format(rank, axis)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -494,7 +395,11 @@ class BatchNormalization(keras.layers.Layer):
             return self._call_training(inputs, mask)
         mean, variance = self._inference_moments()
         if self._use_fused(inputs, None):
-            return self._fused_inference(inputs, mean, variance)
+            outputs = fused.inference(
+                inputs, self.gamma, self.beta, mean, variance, self.epsilon,
+                self._fused_format,
+            )
+            return ops.cast(outputs, self.compute_dtype)
         return self._normalize(inputs, mean, variance)
 
     def _inference_moments(self):
@@ -512,41 +417,46 @@ class BatchNormalization(keras.layers.Layer):
         )
 
     def _use_fused(self, inputs, mask):
-        return (
-            self._fused_format is not None
-            and mask is None
-            and not self.synchronized
-            and keras.backend.backend() == "tensorflow"
-            and keras.backend.standardize_dtype(inputs.dtype)
-            in ("float32", "float16", "bfloat16")
-        )
+        return fused.applies(self._fused_format, inputs, mask, self.synchronized)
 
     def _call_training(self, inputs, mask):
         if self.virtual_batch_size is not None:
-            return self._ghost_training(inputs, mask)
+            outputs, mean, biased, count, stddev = training_lib.ghost_batches(
+                self, inputs, mask
+            )
+            self._record_or_update(mean, biased, count, stddev)
+            return outputs
         if self._use_fused(inputs, mask):
-            count = self._local_count(inputs)
-            outputs, mean, unbiased = self._fused_training(inputs)
+            count = training_lib.local_count(inputs, self._reduction_axes)
+            outputs, mean, unbiased = fused.training(
+                training_lib.to_float32(inputs), self._channel_axis, self.gamma,
+                self.beta, self.epsilon, self._fused_format,
+            )
+            outputs = ops.cast(outputs, self.compute_dtype)
             biased = unbiased * ((count - 1.0) / count)
         else:
-            outputs, mean, biased, count = self._generic_training(inputs, mask)
-        check = self._count_check(inputs, count, mask)
+            outputs, mean, biased, count = training_lib.generic(self, inputs, mask)
+        check = training_lib.count_check(self, inputs, count, mask)
         if check is not None:
             # Everything downstream (the loss, every gradient and every update
             # computed from them) waits for the check, so a refused step
             # writes nothing that depends on this layer's output.
-            outputs, mean, biased, count = _after(check, [outputs, mean, biased, count])
+            outputs, mean, biased, count = training_lib.after(
+                check, [outputs, mean, biased, count]
+            )
         if self.renorm:
-            outputs = self._renormalize(outputs, mean, biased)
+            outputs = training_lib.renormalize(self, outputs, mean, biased)
         self._record_or_update(mean, biased, count)
         return outputs
 
     def _record_or_update(self, mean, biased, count, stddev=None):
-        records = _active_records()
+        """Appends the step's statistics to an active `record_batch_statistics`
+        recording, else updates the moving averages with them."""
+        records = active_records()
         if records is not None:
             records.append((self, mean, biased, ops.convert_to_tensor(count, "float32")))
         else:
-            self._update_moving_statistics(mean, biased, count, stddev)
+            moving.update(self, mean, biased, count, stddev)
 
     def _renorm_correction(self, mean, biased):
         """Batch Renormalization's (r, d) for batch moments of any shape that
@@ -563,202 +473,9 @@ class BatchNormalization(keras.layers.Layer):
             step,
         )
 
-    def _renormalize(self, outputs, mean, biased):
-        """γ(x̂·r + d) + β from y = γx̂ + β, as r·y + (γd + β(1 − r)): the
-        fused kernel gives y, and r, d need the statistics it computes."""
-        dtype = keras.backend.standardize_dtype(mean.dtype)
-        r, d = self._renorm_correction(mean, biased)
-        shift = d
-        if self.gamma is not None:
-            shift = shift * ops.cast(self.gamma, dtype)
-        if self.beta is not None:
-            shift = shift + ops.cast(self.beta, dtype) * (1.0 - r)
-        axis, rank = self._channel_axis, len(outputs.shape)
-        y = ops.cast(outputs, dtype) * moments.expand(r, axis, rank)
-        y = y + moments.expand(shift, axis, rank)
-        return ops.cast(y, self.compute_dtype)
-
-    def _ghost_training(self, inputs, mask):
-        """Algorithm 1 on each ghost batch (`bn_zoo.layers.ghost`), with
-        Batch Renormalization's (r, d) per ghost batch when `renorm`."""
-        if mask is not None:
-            raise ValueError(
-                f"BatchNormalization '{self.name}': a mask is not supported with "
-                "`virtual_batch_size` (ghost batches would hold different "
-                "numbers of values). Drop the mask or the virtual batches."
-            )
-        size = self.virtual_batch_size
-        x = _to_float32(inputs)
-        if x.shape[0] is not None:
-            ghost.check_divides(self.name, x.shape[0], size)
-        elif keras.backend.backend() == "tensorflow":
-            (x,) = _after(ghost.assert_divides(self.name, x, size), [x])
-        axis, rank = self._channel_axis, len(x.shape)
-        centered, mean, variance, count = ghost.ghost_moments(x, axis, size)
-        if isinstance(count, float) and count <= 1:
-            raise ValueError(_single_value_message(self.name, inputs.shape))
-        dtype = keras.backend.standardize_dtype(x.dtype)
-        multiplier = ops.rsqrt(variance + self.epsilon)
-        offset = ops.zeros_like(mean)
-        if self.renorm:
-            r, d = self._renorm_correction(mean, variance)
-            multiplier, offset = multiplier * r, d
-        if self.gamma is not None:
-            gamma = ops.cast(self.gamma, dtype)
-            multiplier, offset = multiplier * gamma, offset * gamma
-        if self.beta is not None:
-            offset = offset + ops.cast(self.beta, dtype)
-        outputs = centered * ghost.per_ghost_broadcast(multiplier, axis, rank)
-        outputs = outputs + ghost.per_ghost_broadcast(offset, axis, rank)
-        outputs = ops.reshape(outputs, ops.shape(x))
-        stddev = None
-        if self.renorm:
-            corrected = variance
-            if self.variance_correction == "unbiased":
-                corrected = variance * (count / (count - 1.0))
-            stddev = ops.mean(ops.sqrt(corrected + self.epsilon), axis=0)
-        self._record_or_update(
-            ops.mean(mean, axis=0), ops.mean(variance, axis=0), count, stddev
-        )
-        return ops.cast(outputs, self.compute_dtype)
-
-    def _update_moving_statistics(self, mean, biased_variance, count, stddev=None):
-        """Moves the averages towards μ_B and c·σ²_B, or under renorm towards
-        μ_B and σ = √(c·σ²_B + ε) (`stddev`, given for ghost batches), and
-        counts the update. `moving.average` zero-debiases when asked."""
-        variance = biased_variance
-        if self.variance_correction == "unbiased":
-            variance = biased_variance * ops.cast(
-                count / (count - 1.0), keras.backend.standardize_dtype(biased_variance.dtype))
-        # The statistics are float32 under mixed precision, float64 in a
-        # float64 layer: the batch's moments are cast to their dtype.
-        dtype = self.moving_mean.dtype
-        mean, variance = ops.cast(mean, dtype), ops.cast(variance, dtype)
-        read = ops.convert_to_tensor
-        updates = read(self.moving_statistics_updates)
-
-        def average(variable, value, momentum):
-            return moving.average(read(variable), value, momentum, updates, self.zero_debias)
-
-        new = [(self.moving_mean, average(self.moving_mean, mean, self.momentum))]
-        if self.renorm:
-            # As the paper and Keras: the averages are of σ, the moving
-            # variance is σ² − ε, so that inference divides by σ.
-            if stddev is None:
-                stddev = ops.sqrt(variance + self.epsilon)
-            stddev = ops.cast(stddev, dtype)
-            moving_stddev = moving.average(
-                ops.sqrt(read(self.moving_variance) + self.epsilon),
-                stddev, self.momentum, updates, self.zero_debias,
-            )
-            new += [
-                (self.moving_variance, ops.relu(ops.square(moving_stddev) - self.epsilon)),
-                (self.renorm_mean, average(self.renorm_mean, mean, self.renorm_momentum)),
-                (self.renorm_stddev,
-                 average(self.renorm_stddev, stddev, self.renorm_momentum)),
-            ]
-        else:
-            new.append(
-                (self.moving_variance, average(self.moving_variance, variance, self.momentum))
-            )
-        new.append((self.moving_statistics_updates, updates + 1.0))
-        if not isinstance(count, float):
-            # Where no assertion can stop the step (XLA drops them), m' <= 1
-            # leaves the moving statistics as they were rather than inf/NaN.
-            valid = ops.greater(count, 1.0)
-            new = [(v, ops.where(valid, value, read(v))) for v, value in new]
-        for variable, value in new:
-            variable.assign(value)
-
-    def _generic_training(self, inputs, mask):
-        """Algorithm 1 with shifted moments (see `bn_zoo.layers.moments`).
-
-        Returns (outputs, μ_B, biased σ²_B, m'), all over the global batch
-        when synchronized (`bn_zoo.layers.sync`).
-        """
-        x = _to_float32(inputs)
-        axis, rank = self._channel_axis, len(x.shape)
-        replica = moments.replica_context() if self.synchronized else None
-        if replica is not None:
-            from bn_zoo.layers import sync
-
-            outputs, mean, variance, count = sync.batch_normalization(
-                x, replica, axis, self.epsilon,
-                gamma=None if self.gamma is None else ops.convert_to_tensor(self.gamma),
-                beta=None if self.beta is None else ops.convert_to_tensor(self.beta),
-                mask=mask, data_format=self._fused_format,
-            )
-            return ops.cast(outputs, self.compute_dtype), mean, variance, count
-        if mask is None:
-            weights = None
-            count = self._local_count(x)
-        else:
-            # The mask covers every axis but the channel axis.
-            weights = ops.broadcast_to(
-                ops.expand_dims(ops.cast(mask, "float32"), axis), ops.shape(x)
-            )
-            # m' is the same for every channel: count channel 0's weights.
-            count = ops.sum(ops.take(weights, 0, axis=axis))
-        shift = moments.channel_shift(x, axis, mask)
-        d = x - moments.expand(shift, axis, rank)
-        delta, m2, centered = moments.shifted_moments(
-            d, self._reduction_axes, axis, count, weights
-        )
-        variance = m2 / count
-        multiplier = ops.rsqrt(variance + self.epsilon)
-        if self.gamma is not None:
-            multiplier = multiplier * self.gamma
-        outputs = centered * moments.expand(multiplier, axis, rank)
-        if self.beta is not None:
-            outputs = outputs + moments.expand(self.beta, axis, rank)
-        return ops.cast(outputs, self.compute_dtype), shift + delta, variance, count
-
-    def _fused_training(self, inputs):
-        """`FusedBatchNormV3` on the shifted input: returns (outputs, μ_B,
-        Bessel-corrected σ²_B)."""
-        import tensorflow as tf
-
-        # float16/bfloat16 inputs are shifted in float32: x − s is not always
-        # representable in 11 or 8 bits, and its rounding would reach μ_B.
-        x = _to_float32(inputs)
-        shift = moments.channel_shift(x, self._channel_axis)
-        # BiasAdd is the cheapest per-channel subtraction on TensorFlow, and
-        # its gradient passes dy through without a reduction.
-        shifted = tf.nn.bias_add(
-            x, -shift, data_format="N...C" if self._fused_format.endswith("C") else "NC..."
-        )
-        outputs, delta, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=shifted,
-            scale=self._fused_scale(),
-            offset=self._fused_offset(),
-            mean=tf.zeros((0,), "float32"),
-            variance=tf.zeros((0,), "float32"),
-            epsilon=self.epsilon,
-            data_format=self._fused_format,
-            is_training=True,
-        )
-        # XLA's single-pass variance can round below zero.
-        unbiased_variance = tf.maximum(unbiased_variance, 0.0)
-        return ops.cast(outputs, self.compute_dtype), delta + shift, unbiased_variance
-
-    def _fused_inference(self, inputs, mean, variance):
-        import tensorflow as tf
-
-        outputs = tf.raw_ops.FusedBatchNormV3(
-            x=inputs,
-            scale=self._fused_scale(),
-            offset=self._fused_offset(),
-            mean=mean,
-            variance=variance,
-            epsilon=self.epsilon,
-            data_format=self._fused_format,
-            is_training=False,
-        )[0]
-        return ops.cast(outputs, self.compute_dtype)
-
     def _normalize(self, inputs, mean, variance):
         outputs = ops.batch_normalization(
-            _to_float32(inputs),
+            training_lib.to_float32(inputs),
             mean=mean,
             variance=variance,
             axis=self._channel_axis,
@@ -767,47 +484,6 @@ class BatchNormalization(keras.layers.Layer):
             epsilon=self.epsilon,
         )
         return ops.cast(outputs, self.compute_dtype)
-
-    # -------------------------------------------------------------- helpers
-    def _fused_scale(self):
-        if self.gamma is not None:
-            return ops.convert_to_tensor(self.gamma)
-        return ops.ones(self.moving_mean.shape, "float32")
-
-    def _fused_offset(self):
-        if self.beta is not None:
-            return ops.convert_to_tensor(self.beta)
-        return ops.zeros(self.moving_mean.shape, "float32")
-
-    def _local_count(self, x):
-        """This replica's m': a Python float when the shape is static, else a
-        float32 tensor."""
-        count = 1
-        for i in self._reduction_axes:
-            dim = x.shape[i]
-            count = count * (dim if dim is not None else ops.shape(x)[i])
-        if isinstance(count, int):
-            return float(count)
-        return ops.cast(count, "float32")
-
-    def _count_check(self, inputs, count, mask):
-        """Refuses m' <= 1: at trace time when m' is static (ValueError), else
-        returns a run-time assertion to run before anything uses the step's
-        results (None where m' is already known to exceed 1)."""
-        if isinstance(count, float):
-            if count <= 1:
-                raise ValueError(_single_value_message(self.name, inputs.shape))
-            return None
-        known = math.prod(inputs.shape[i] or 1 for i in self._reduction_axes)
-        if (mask is None and known > 1) or (
-            keras.backend.backend() != "tensorflow"
-        ):
-            return None
-        from bn_zoo.layers import refusal
-
-        return refusal.assert_more_than_one(
-            count, _single_value_message(self.name, inputs.shape)
-        )
 
     # --------------------------------------------------------- inference map
     def inference_affine(self):
@@ -875,54 +551,3 @@ def inference_affine(layer):
         )
     return layer.inference_affine()
 
-
-def _fused_data_format(rank, axis):
-    """The `FusedBatchNormV3` layout for a 4-D or 5-D input, else None.
-
-    Dense inputs stay on the generic path: on small (m, d) inputs the fused
-    kernel's fixed cost is larger than the two reductions it saves.
-    """
-    formats = {(4, 3): "NHWC", (4, 1): "NCHW", (5, 4): "NDHWC", (5, 1): "NCDHW"}
-    return formats.get((rank, axis))
-
-
-def _single_value_message(name, shape):
-    return (
-        f"BatchNormalization '{name}' expected more than 1 value per channel when "
-        f"training (input shape {tuple(shape)} gives m' <= 1, after any mask, and "
-        "the variance is undefined). Use a batch of at least 2, or call the layer "
-        "with training=False."
-    )
-
-
-def _to_float32(x):
-    if keras.backend.standardize_dtype(x.dtype) in ("float16", "bfloat16"):
-        return ops.cast(x, "float32")
-    return x
-
-
-def _flag(statistics):
-    return 1.0 if statistics == "population" else 0.0
-
-
-def _statistics_of(flag):
-    """The statistics `use_population_statistics` names, or None inside a
-    trace, where the variable has no value to read."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        if not tf.executing_eagerly():
-            return None
-    try:
-        value = float(ops.convert_to_numpy(flag))
-    except Exception:  # a traced value on another backend
-        return None
-    return "population" if value > 0.5 else "moving"
-
-
-def _after(check, tensors):
-    """`tensors`, each made to wait for the assertion `check`."""
-    import tensorflow as tf
-
-    with tf.control_dependencies([check]):
-        return [tf.identity(t) for t in tensors]

@@ -1,4 +1,4 @@
-"""Moving averages of the batch statistics: zero-debiasing and a warning.
+"""Moving averages of the batch statistics: the update, zero-debiasing, a warning.
 
 With momentum m the moving average after t updates from an initial value v₀
 is m^t·v₀ + (1 − m)·Σ m^(t−i) x_i: with the default m = 0.99, 100 steps
@@ -49,6 +49,59 @@ def average(old, value, momentum, updates, zero_debias):
     return (old * (momentum * (1.0 - weight)) + value * (1.0 - momentum)) / (
         1.0 - momentum * weight
     )
+
+
+def update(layer, mean, biased_variance, count, stddev=None):
+    """One training step's update of `layer`'s moving averages, counted.
+
+    Moves the averages towards μ_B and c·σ²_B, or under renorm towards μ_B
+    and σ = √(c·σ²_B + ε) (`stddev`, given for ghost batches), zero-debiased
+    when the layer asks. A run-time m' <= 1 leaves every variable as it was.
+    """
+    variance = biased_variance
+    if layer.variance_correction == "unbiased":
+        variance = biased_variance * ops.cast(
+            count / (count - 1.0), keras.backend.standardize_dtype(biased_variance.dtype))
+    # The statistics are float32 under mixed precision, float64 in a
+    # float64 layer: the batch's moments are cast to their dtype.
+    dtype = layer.moving_mean.dtype
+    mean, variance = ops.cast(mean, dtype), ops.cast(variance, dtype)
+    read = ops.convert_to_tensor
+    updates = read(layer.moving_statistics_updates)
+
+    def towards(variable, value, momentum):
+        return average(read(variable), value, momentum, updates, layer.zero_debias)
+
+    new = [(layer.moving_mean, towards(layer.moving_mean, mean, layer.momentum))]
+    if layer.renorm:
+        # As the paper and Keras: the averages are of σ, the moving
+        # variance is σ² − ε, so that inference divides by σ.
+        if stddev is None:
+            stddev = ops.sqrt(variance + layer.epsilon)
+        stddev = ops.cast(stddev, dtype)
+        moving_stddev = average(
+            ops.sqrt(read(layer.moving_variance) + layer.epsilon),
+            stddev, layer.momentum, updates, layer.zero_debias,
+        )
+        new += [
+            (layer.moving_variance, ops.relu(ops.square(moving_stddev) - layer.epsilon)),
+            (layer.renorm_mean, towards(layer.renorm_mean, mean, layer.renorm_momentum)),
+            (layer.renorm_stddev,
+             towards(layer.renorm_stddev, stddev, layer.renorm_momentum)),
+        ]
+    else:
+        new.append(
+            (layer.moving_variance,
+             towards(layer.moving_variance, variance, layer.momentum))
+        )
+    new.append((layer.moving_statistics_updates, updates + 1.0))
+    if not isinstance(count, float):
+        # Where no assertion can stop the step (XLA drops them), m' <= 1
+        # leaves the moving statistics as they were rather than inf/NaN.
+        valid = ops.greater(count, 1.0)
+        new = [(v, ops.where(valid, value, read(v))) for v, value in new]
+    for variable, value in new:
+        variable.assign(value)
 
 
 def eager_value(variable):

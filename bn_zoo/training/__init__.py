@@ -14,16 +14,22 @@ from bn_zoo.training.checkpoints import restore_model
 from bn_zoo.training.config import default_config, resolve
 from bn_zoo.training.errors import (
     USER_ERRORS,
+    ClusterError,
     ConfigError,
+    DiskFullError,
     NonFiniteLossError,
+    Preempted,
     TrainingError,
     WorkdirError,
 )
 from bn_zoo.training.trainer import train
 
 __all__ = [
+    "ClusterError",
     "ConfigError",
+    "DiskFullError",
     "NonFiniteLossError",
+    "Preempted",
     "TrainingError",
     "USER_ERRORS",
     "WorkdirError",
