@@ -77,9 +77,11 @@ def flags(fields):
     return out
 
 
-def command(model, workdir, fields, *extra):
-    return [sys.executable, "-m", "trainers.train",
-            f"--config={os.path.join(ROOT, 'configs', f'imagenet_{model}.py')}",
+def command(model, workdir, fields, *extra, config_file=None):
+    """`python -m trainers.train` with configs/imagenet_<model>.py, or
+    `config_file`, and `fields` as flags."""
+    config_file = config_file or os.path.join(ROOT, "configs", f"imagenet_{model}.py")
+    return [sys.executable, "-m", "trainers.train", f"--config={config_file}",
             f"--workdir={workdir}", *flags(fields), *extra]
 
 

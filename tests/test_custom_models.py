@@ -121,6 +121,10 @@ def test_a_builder_named_by_import_path(nets):
         config.model.name = "custom_nets:plain"
         bn_zoo.training.resolve(config)
     config.synchronized_batch_norm = False
+    config.model.kwargs.depth_multiplier = 0.5  # as configs/imagenet_*.py set
+    with pytest.raises(bn_zoo.training.ConfigError, match="'depth_multiplier', which the mo"):
+        bn_zoo.training.resolve(config)
+    del config.model.kwargs["depth_multiplier"]
     with pytest.raises(bn_zoo.training.ConfigError, match="base_learning_rate"):
         config.model.name = "custom_nets:plain"
         config.optimizer.base_learning_rate = None
@@ -140,6 +144,8 @@ def test_a_builder_named_by_import_path(nets):
     (lambda: bn_zoo.model_info("custom_nets:missing"), ValueError, "has no 'missing'"),
     (lambda: bn_zoo.create_model("custom_nets:plain", batch_norm_kwargs={"synchronized": True}),
      TypeError, "takes no `batch_norm_kwargs`"),
+    (lambda: bn_zoo.create_model("custom_nets:plain", depth_multiplier=0.5, lrn=None),
+     TypeError, "takes no 'depth_multiplier', 'lrn'. Drop them"),
     (lambda: bn_zoo.model_info("resnet"), ValueError, "Unknown model 'resnet'.*register_model"),
 ])
 def test_bad_registrations_and_names(nets, call, error, match):

@@ -167,6 +167,10 @@ def entry(function, name, preprocessing="inception", input_shape=None, classes=N
     )
 
 
+class BuilderArgumentError(TypeError):
+    """Arguments that a model builder of one's own does not take."""
+
+
 def _factory(function):
     """`create_model`'s call of a builder: `weights`, `seed` and
     `batch_norm_kwargs` only where it takes them (see `register_model`)."""
@@ -178,12 +182,22 @@ def _factory(function):
         for optional in ("seed", "batch_norm_kwargs"):
             if optional in kwargs and optional not in parameters and not takes_any:
                 if optional == "batch_norm_kwargs" and kwargs[optional]:
-                    raise TypeError(
+                    raise BuilderArgumentError(
                         f"Model builder {function.__qualname__!r} takes no "
                         "`batch_norm_kwargs`, so it cannot get "
                         f"{dict(kwargs[optional])}. Add the argument to the builder "
                         "(and pass it to its BatchNormalization layers).")
                 kwargs.pop(optional)
+        unexpected = [name for name in kwargs if name not in parameters]
+        if unexpected and not takes_any:
+            raise BuilderArgumentError(
+                f"Model builder {function.__qualname__!r} takes no "
+                f"{', '.join(repr(n) for n in unexpected)}. Drop "
+                f"{'it' if len(unexpected) == 1 else 'them'} from the model's arguments "
+                "(a trainer config built on configs/imagenet_*.py sets the Inception "
+                "family's depth_multiplier, dropout_rate and lrn: give your model its own "
+                "`config.model.kwargs = ml_collections.ConfigDict({...})`), or add "
+                f"{'it' if len(unexpected) == 1 else 'them'} to the builder.")
         model = function(**kwargs)
         if weights is not None:
             weights_lib.load_weights(model, weights)

@@ -298,6 +298,15 @@ def _fill_from_recipe(config):
             f"config.synchronized_batch_norm=True needs a model builder that takes "
             f"`batch_norm_kwargs` (and passes them to its BatchNormalization layers); "
             f"{name!r} does not. Add the argument, or set synchronized_batch_norm=False.")
+    kwargs = config["model"].get("kwargs") or {}
+    unexpected = [key for key in kwargs if takes and not takes(key)]
+    if unexpected:
+        raise ConfigError(
+            f"config.model.kwargs has {', '.join(repr(k) for k in unexpected)}, which the "
+            f"model builder {name!r} does not take. A config built on "
+            "configs/imagenet_*.py sets the Inception family's depth_multiplier, "
+            "dropout_rate and lrn: give your model its own `config.model.kwargs = "
+            "ml_collections.ConfigDict({...})`, or add the arguments to the builder.")
     if info.family == "custom" and info.import_path:
         # Recorded by import path, so restore_model and trainers.export find
         # it in a process that has not imported its module.
