@@ -52,3 +52,16 @@ def policy(request):
         yield request.param
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "heavy: a test file that takes a minute or more; run before the others")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files marked `heavy` (`pytestmark = pytest.mark.heavy`) first, each
+    file's tests in their own order. pytest-xdist's `--dist loadfile` hands
+    out whole files in collection order, so a long file collected last would
+    keep one worker busy after the other has finished."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)

@@ -54,10 +54,14 @@ def overrides(data_dir, **extra):
 
 
 def config(model="bn_x5", **fields):
-    """configs/imagenet_<model>.py with dotted `fields` set."""
+    """configs/imagenet_<model>.py with dotted `fields` set; `model=None`:
+    tests/tiny_convnet.py's config (no `depth_multiplier` field)."""
     import importlib
 
-    c = importlib.import_module(f"configs.imagenet_{model}").get_config()
+    module = f"configs.imagenet_{model}" if model else "tiny_convnet"
+    c = importlib.import_module(module).get_config()
+    if model is None:
+        fields.pop("model.kwargs.depth_multiplier", None)
     for key, value in fields.items():
         target = c
         *parents, last = key.split(".")

@@ -14,6 +14,7 @@ import pytest
 
 import bn_zoo
 from bn_zoo import convert
+from bn_zoo.convert import releases
 from bn_zoo.models import inception_variants, preprocess_input
 from bn_zoo.models import weights as weights_lib
 from release_references import assert_close, caffe_release
@@ -34,13 +35,27 @@ def release(tmp_path_factory):
     return path, bgr, reference
 
 
-def test_stem_every_block_and_the_logits_match_the_pytorch_module(release):
+def _run(model, images):
+    # One eager call: `predict` would trace a function for a single batch.
+    return keras.tree.map_structure(np.asarray, model(images, training=False))
+
+
+def test_convert_command_writes_weights_whose_stem_blocks_and_logits_match_the_pytorch_module(
+        release, tmp_path):
+    """The command's function (tests/test_convert_slim.py runs the command
+    line) converts the file; the output, loaded as `variant="caffe"`, gives
+    the module's stem, every inception block and the logits."""
+    from trainers.convert import convert as convert_cli
+
     path, images, reference = release
-    model = convert.from_caffe_torch(path, classifier_activation=None)
+    output = tmp_path / "caffe.weights.h5"
+    assert convert_cli("caffe_torch", path, str(output))["variant"] == "caffe"
+    model = bn_zoo.create_model("bn_inception", variant="caffe", weights=str(output),
+                                classifier_activation=None)
     points = inception_variants.end_points("caffe")
     outputs = {n: model.get_layer(layer).output for n, layer in points.items()}
     outputs["logits"] = model.output
-    ours = keras.Model(model.input, outputs).predict(images, verbose=0)
+    ours = _run(keras.Model(model.input, outputs), images)
     assert set(ours) == set(reference)
     for name, value in reference.items():
         assert_close(ours[name], value, name)
@@ -58,20 +73,21 @@ def registered(release, tmp_path, monkeypatch):
 
 
 def test_registered_weights_fetch_verify_convert_and_cache(registered, release, monkeypatch):
-    _, images, reference = release
-    _, cache = registered
-    model = bn_zoo.create_model("bn_inception", weights="imagenet_caffe")
-    expected = keras.ops.softmax(reference["logits"]).numpy()
-    assert_close(model.predict(images, verbose=0), expected, "probabilities")
-    assert (cache / "models/bn_zoo/bn_inception_imagenet_caffe_1000.weights.h5").is_file()
-    assert weights_lib.preprocessing_of("bn_inception", "imagenet_caffe") == "caffe_bn_inception"
-    # The export of these weights scales its inputs as they expect.
+    """Exporting the registered weights fetches, verifies, converts and caches
+    them, builds the model with them, and scales its inputs as they expect."""
     from bn_zoo.export import exporter
 
+    _, images, reference = release
+    _, cache = registered
     seen = {}
-    monkeypatch.setattr(exporter, "export_model", lambda model, d, **kw: seen.update(kw))
+    monkeypatch.setattr(exporter, "export_model",
+                        lambda model, d, **kw: seen.update(kw, model=model))
     exporter.export_registered_model("bn_inception", str(cache / "export"), weights="imagenet_caffe")
     assert seen["preprocessing"] == "caffe_bn_inception"
+    expected = keras.ops.softmax(reference["logits"]).numpy()
+    assert_close(_run(seen["model"], images), expected, "probabilities")
+    assert (cache / "models/bn_zoo/bn_inception_imagenet_caffe_1000.weights.h5").is_file()
+    assert weights_lib.preprocessing_of("bn_inception", "imagenet_caffe") == "caffe_bn_inception"
 
 
 def test_a_file_that_fails_its_hash_prefix_is_refused_and_deleted(registered, tmp_path, monkeypatch, release):
@@ -81,8 +97,11 @@ def test_a_file_that_fails_its_hash_prefix_is_refused_and_deleted(registered, tm
     bad.write_bytes(data[: len(data) - 1000])  # truncated download, same name
     monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_inception", "imagenet_caffe"),
                         dataclasses.replace(entry, origin=f"file://{bad}"))
+    # What create_model(weights="imagenet_caffe") calls after building the
+    # network (test_registered_weights_fetch_verify_convert_and_cache goes
+    # through create_model); the refusal is this function's.
     with pytest.raises(convert.ConversionError, match="truncated or corrupted"):
-        bn_zoo.create_model("bn_inception", weights="imagenet_caffe")
+        releases.fetch_converted("bn_inception", "imagenet_caffe", 1000)
     assert [p for p in cache.rglob("*") if p.is_file()] == []
 
 
@@ -127,15 +146,3 @@ def test_missing_torch_gets_an_install_hint(release, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"bn_zoo\[torch\]"):
         convert.from_caffe_torch(release[0])
-
-
-def test_convert_command_writes_the_caffe_weights(release, tmp_path):
-    # tests/test_convert_slim.py runs the command line; this is its function.
-    from trainers.convert import convert as convert_cli
-
-    path, images, reference = release
-    output = tmp_path / "caffe.weights.h5"
-    assert convert_cli("caffe_torch", path, str(output))["variant"] == "caffe"
-    model = bn_zoo.create_model("bn_inception", variant="caffe", weights=str(output),
-                                classifier_activation=None)
-    assert_close(model.predict(images, verbose=0), reference["logits"], "logits")

@@ -1,8 +1,10 @@
 """TF-slim's inception_v2 release -> bn_inception(variant="slim"), verified
 against tf_slim's own network (tests/release_references.py): a random
-checkpoint saved in the release's format, converted, and every end point and
-the logits compared on the same random images."""
+checkpoint saved in the release's format, converted (by the command line, and
+through the registered weights from a file:// address), and every end point
+and the logits compared on the same random images."""
 
+import ast
 import dataclasses
 import os
 import subprocess
@@ -15,6 +17,7 @@ import pytest
 
 import bn_zoo
 from bn_zoo import convert
+from bn_zoo.convert import releases
 from bn_zoo.models import inception_variants
 from bn_zoo.models import weights as weights_lib
 from release_references import assert_close, slim_release
@@ -33,6 +36,11 @@ def release(tmp_path_factory):
     return archive, images, reference
 
 
+def _run(model, images):
+    # One eager call: `predict` would trace a function for a single batch.
+    return keras.tree.map_structure(np.asarray, model(images, training=False))
+
+
 def _with_end_points(model):
     points = inception_variants.end_points("slim")
     outputs = {n: model.get_layer(layer).output for n, layer in points.items()}
@@ -40,15 +48,40 @@ def _with_end_points(model):
     return keras.Model(model.input, outputs)
 
 
-def test_every_end_point_and_the_logits_match_tf_slim(release):
+def _printed_call(stdout):
+    """(args, kwargs) of the `bn_zoo.create_model(...)` call the command prints."""
+    line = next(line for line in stdout.splitlines() if "create_model(" in line)
+    call = ast.parse(line[line.index("bn_zoo.create_model("):]).body[0].value
+    return ([ast.literal_eval(a) for a in call.args],
+            {k.arg: ast.literal_eval(k.value) for k in call.keywords})
+
+
+def test_cli_writes_weights_whose_end_points_and_logits_match_tf_slim(release, tmp_path):
+    """The real command line, with --classes=1001 (slim's background class
+    kept): its output, loaded with the arguments it prints, gives every slim
+    end point and the logits of tf_slim's network. classes=1000, which drops
+    class 0, is checked through the registered weights below."""
     archive, images, reference = release
-    model = convert.from_slim(
-        archive, classes=1001, classifier_activation=None, input_shape=(SIZE, SIZE, 3)
-    )
-    ours = _with_end_points(model).predict(images, verbose=0)
+    output = tmp_path / "slim.weights.h5"
+    command = [sys.executable, "-m", "trainers.convert", "--source=slim",
+               f"--input={archive}", f"--output={output}", "--classes=1001"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=_ROOT)
+    assert done.returncode == 0, done.stderr
+    args, kwargs = _printed_call(done.stdout)
+    assert args == ["bn_inception"]
+    assert kwargs == dict(include_top=True, classes=1001, variant="slim", weights=str(output))
+    model = bn_zoo.create_model(*args, **kwargs, classifier_activation=None,
+                                input_shape=(SIZE, SIZE, 3))
+    ours = _run(_with_end_points(model), images)
     assert set(ours) == set(reference)
     for name, value in reference.items():
         assert_close(ours[name], value, name)
+    from trainers.convert import convert as convert_cli
+
+    before = output.read_bytes()
+    with pytest.raises(FileExistsError):
+        convert_cli("slim", archive, str(output))
+    assert output.read_bytes() == before
 
 
 def _resave_as_v2(v1_prefix, directory):
@@ -66,15 +99,22 @@ def _resave_as_v2(v1_prefix, directory):
                               write_meta_graph=False)
 
 
-def test_v2_checkpoint_prefix_and_backbone_only(tmp_path, release):
+def test_v2_checkpoint_prefix_backbone_only_and_pyramid(tmp_path, release):
+    """A V2 checkpoint prefix converts without the classifier; the pyramid
+    features are slim's Mixed_3c, Mixed_4e and Mixed_5c. (Pooling on the
+    backbone: tests/test_models_inception.py::test_include_top_false_with_each_pooling.)"""
     archive, images, reference = release
     with tarfile.open(archive) as tar:
         tar.extractall(tmp_path / "v1")
     prefix = _resave_as_v2(str(tmp_path / "v1" / "inception_v2.ckpt"), str(tmp_path))
     assert os.path.exists(prefix + ".index")
-    model = convert.from_slim(prefix, include_top=False, pooling="avg", input_shape=(SIZE, SIZE, 3))
-    expected = reference["Mixed_5c"].mean(axis=(1, 2))
-    assert_close(model.predict(images, verbose=0), expected, "pooled Mixed_5c")
+    model = convert.from_slim(prefix, include_top=False, features="pyramid",
+                              input_shape=(None, None, 3))
+    assert "predictions" not in {layer.name for layer in model.layers}
+    ours = _run(model, images)
+    assert list(ours) == ["Mixed_3c", "Mixed_4e", "Mixed_5c"]
+    for name, value in ours.items():
+        assert_close(value, reference[name], name)
 
 
 @pytest.fixture
@@ -95,18 +135,20 @@ def test_registered_imagenet_weights_fetch_convert_once_and_cache(
     model = bn_zoo.create_model("bn_inception", weights="imagenet", input_shape=(SIZE, SIZE, 3))
     # classes=1000 drops slim's background class 0.
     expected = keras.ops.softmax(reference["Logits"][:, 1:]).numpy()
-    assert_close(model.predict(images, verbose=0), expected, "probabilities")
+    assert_close(_run(model, images), expected, "probabilities")
     assert (cache / "models/bn_zoo/bn_inception_imagenet_1000.weights.h5").is_file()
-    # A second model uses the cache: the release is no longer needed.
-    os.remove(cache / "models/bn_zoo/releases/inception_v2_2016_08_28.tar.gz")
+    # Later models use the cache: the release is no longer needed. This is
+    # what create_model(weights="imagenet") calls after building, with
+    # classes=None for include_top=False.
+    release_file = cache / "models/bn_zoo/releases/inception_v2_2016_08_28.tar.gz"
+    os.remove(release_file)
     monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_inception", "imagenet"),
                         dataclasses.replace(entry, origin="file:///nonexistent.tar.gz"))
-    features = bn_zoo.create_model("bn_inception", weights="imagenet", include_top=False,
-                                   features="pyramid", input_shape=(None, None, 3))
-    ours = features.predict(images, verbose=0)
-    assert list(ours) == ["Mixed_3c", "Mixed_4e", "Mixed_5c"]
-    for name, value in ours.items():
-        assert_close(value, reference[name], name)
+    converted = cache / "models/bn_zoo/bn_inception_imagenet_1000.weights.h5"
+    stamp = converted.stat().st_mtime_ns
+    for classes in (1000, None):
+        assert releases.fetch_converted("bn_inception", "imagenet", classes) == str(converted)
+    assert converted.stat().st_mtime_ns == stamp and not release_file.exists()
     assert bn_zoo.models.weights.preprocessing_of("bn_inception", "imagenet") == "inception"
 
 
@@ -125,8 +167,11 @@ def test_a_bad_download_is_refused_and_leaves_no_cache_entry(
     monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_inception", "imagenet"),
                         dataclasses.replace(entry, origin=f"file://{bad}"))
     message = "truncated" if damage == "truncated" else "not the TF-slim inception_v2 release"
+    # What create_model(weights="imagenet") calls after building the network
+    # (test_registered_imagenet_weights_fetch_convert_once_and_cache goes
+    # through create_model); the refusal is this function's.
     with pytest.raises(convert.ConversionError, match=message):
-        bn_zoo.create_model("bn_inception", weights="imagenet")
+        releases.fetch_converted("bn_inception", "imagenet", 1000)
     left = [p for p in cache.rglob("*") if p.is_file()]
     assert left == []
 
@@ -155,25 +200,6 @@ def test_wrong_class_count_and_wrong_file_are_refused(release, tmp_path):
     bogus.write_bytes(b"not a checkpoint")
     with pytest.raises(convert.ConversionError, match="cannot be read"):
         convert.from_slim(str(bogus))
-
-
-def test_cli_writes_weights_that_load_with_the_printed_arguments(release, tmp_path):
-    archive, images, reference = release
-    output = tmp_path / "slim.weights.h5"
-    command = [sys.executable, "-m", "trainers.convert", "--source=slim",
-               f"--input={archive}", f"--output={output}"]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=_ROOT)
-    assert done.returncode == 0, done.stderr
-    assert "variant='slim'" in done.stdout
-    model = bn_zoo.create_model("bn_inception", variant="slim", weights=str(output),
-                                classifier_activation=None, input_shape=(SIZE, SIZE, 3))
-    assert_close(model.predict(images, verbose=0), reference["Logits"][:, 1:], "logits")
-    from trainers.convert import convert as convert_cli
-
-    before = output.read_bytes()
-    with pytest.raises(FileExistsError):
-        convert_cli("slim", archive, str(output))
-    assert output.read_bytes() == before
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

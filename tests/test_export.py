@@ -1,10 +1,11 @@
 """Exported SavedModels, served by a fresh process that imports only TensorFlow.
 
 One module-scoped fixture exports the BN MLP (trained a few steps on real
-MNIST, then given population statistics) and each distinct Inception network (small:
-depth multiplier 0.25, 32×32, 10 classes, non-trivial BN statistics): the
-MLP and BN-Inception four ways (folded or not, with weights as graph
-constants or as variables), the others two ways. A
+MNIST, then given population statistics) and each distinct Inception network
+(tests/export_helpers.py; small: depth multiplier 0.25, 32×32, 10 classes,
+non-trivial BN statistics): the MLP four ways (folded or not, with weights as
+graph constants or as variables), BN-Inception three ways (all but unfolded
+with variables), the others the default way (folded, constants). A
 single subprocess that cannot import bn_zoo loads every SavedModel and calls
 its signatures, good inputs and bad. The references are
 the Keras models in inference mode, fed with preprocessing computed here in
@@ -24,14 +25,10 @@ import tensorflow_datasets as tfds
 
 from bn_zoo import models, population
 from bn_zoo.export import export_model, fold_batch_normalization
-from bn_zoo.layers import BatchNormalization
+from export_helpers import (
+    CLASSES, INCEPTION_VARIANTS, SIZE, bn_layers, cache_dir, inception, perturb_affine,
+)
 
-# bn_x5 and bn_x30 build the bn_inception network (only their registered
-# recipes differ; tests/test_models_inception.py checks that), so exporting
-# them would repeat bn_inception's exports.
-INCEPTION_VARIANTS = ("inception", "bn_baseline", "bn_inception", "bn_x5_sigmoid")
-SIZE = 32
-CLASSES = 10
 TOP_K = 3
 # Served and Keras probabilities agree to ATOL. Through Inception's ~20
 # conv+BN layers, float32 itself moves the logits by ~1e-5 of their scale
@@ -50,15 +47,17 @@ EXPORTS = {
     "unfolded_variables": dict(fold_batch_norm=False, constant_weights=False),
 }
 
-# Every kind for the MLP and BN-Inception; the other Inception networks are
-# exported the default way and the plainest way (no folding, variables),
-# which brackets the other two kinds and keeps this module's time in bounds.
-ALL_KINDS_MODELS = ("bn_mlp", "bn_inception")
-OTHER_KINDS = ("folded", "unfolded_variables")
+# Every kind for the MLP. Each property of a kind is shown on a conv network
+# by BN-Inception's three (folded or not; constants or variables; an
+# unfolded export is the slowest to write). The other Inception networks
+# are exported the default way, which checks the folding of each of their
+# layer kinds (LRN, dropout, sigmoid, moving statistics); their ONNX files
+# (tests/test_export_formats.py) check the same folding once more.
+KINDS = {"bn_mlp": tuple(EXPORTS), "bn_inception": ("folded", "folded_variables", "unfolded")}
 
 
 def kinds_of(model):
-    return tuple(EXPORTS) if model in ALL_KINDS_MODELS else OTHER_KINDS
+    return KINDS.get(model, ("folded",))
 
 
 # Runs in a fresh interpreter: TensorFlow only; importing bn_zoo fails.
@@ -131,11 +130,6 @@ def _mnist(split, count):
     return images, labels
 
 
-def _bn_layers(model):
-    types = (BatchNormalization, keras.layers.BatchNormalization)
-    return [layer for layer in model.layers if isinstance(layer, types)]
-
-
 def _trained_bn_mlp():
     """The BN MLP after 20 SGD steps on MNIST, with perturbed γ, β and
     population statistics: every BN map is far from the identity."""
@@ -145,45 +139,8 @@ def _trained_bn_mlp():
     x = images.astype("float32") / 255.0
     model.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy")
     model.fit(x, labels, batch_size=60, epochs=1, verbose=0, shuffle=False)
-    _perturb_affine(model, np.random.default_rng(0))
+    perturb_affine(model, np.random.default_rng(0))
     population.estimate(model, [x[i:i + 60] for i in range(0, 300, 60)], num_batches=5)
-    return model
-
-
-def _perturb_affine(model, rng):
-    for layer in _bn_layers(model):
-        n = layer.gamma.shape[0]
-        layer.gamma.assign(layer.gamma.numpy() * rng.uniform(0.7, 1.4, n).astype("float32"))
-        layer.beta.assign(layer.beta.numpy() + rng.normal(0.0, 0.2, n).astype("float32"))
-
-
-def _inception(name, seed):
-    """A small Inception variant with non-trivial BN maps: γ, β perturbed,
-    then population statistics estimated from two random batches (so that
-    activations stay normalized and the logits O(1)); the BN-x5 pair then
-    selects moving averages set 10-25% away from them."""
-    keras.utils.set_random_seed(seed)
-    model = models.create_model(
-        name, input_shape=(SIZE, SIZE, 3), depth_multiplier=0.25, classes=CLASSES,
-        weights=None,
-    )
-    rng = np.random.default_rng(seed)
-    layers = _bn_layers(model)
-    if not layers:  # The baseline: make its near-zero logits O(1).
-        head = model.get_layer("predictions")
-        head.kernel.assign(head.kernel.numpy() * 100.0)
-        return model
-    _perturb_affine(model, rng)
-    batches = [rng.uniform(-1, 1, (8, SIZE, SIZE, 3)).astype("float32") for _ in range(2)]
-    population.estimate(model, batches, num_batches=2)
-    if name == "bn_x5_sigmoid":
-        for layer in layers:
-            n = layer.gamma.shape[0]
-            layer.moving_mean.assign(
-                layer.population_mean.numpy() * rng.uniform(0.9, 1.1, n).astype("float32"))
-            layer.moving_variance.assign(
-                layer.population_variance.numpy() * rng.uniform(0.8, 1.25, n).astype("float32"))
-        population.set_inference_statistics(model, "moving")
     return model
 
 
@@ -266,7 +223,7 @@ def _add_mnist_jobs(jobs, root, paths):
     return mlp, images
 
 
-def _add_inception_jobs(jobs, root, paths):
+def _add_inception_jobs(jobs, root, paths, cache):
     rng = np.random.default_rng(42)
     square = rng.integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
     other = rng.integers(0, 256, (2, SIZE + 9, SIZE + 4, 3), dtype=np.uint8)
@@ -289,7 +246,7 @@ def _add_inception_jobs(jobs, root, paths):
         "bytes": ("image_bytes", {"image_bytes": encoded}, "cropped"),
     }
     for seed, name in enumerate(INCEPTION_VARIANTS):
-        model = _inception(name, seed)
+        model = inception(name, seed, cache)
         references = {key: _predict(model, x) for key, x in preprocessed.items()}
         for kind, path in _export_all(model, root, name, "inception").items():
             paths[f"{name}/{kind}"] = path
@@ -329,7 +286,7 @@ def served(tmp_path_factory):
     (root / "data").mkdir()
     jobs, paths = _Jobs(root / "data"), {}
     mlp, mnist_images = _add_mnist_jobs(jobs, root, paths)
-    _add_inception_jobs(jobs, root, paths)
+    _add_inception_jobs(jobs, root, paths, cache_dir(tmp_path_factory))
 
     jobs_file, out_json, out_npz = root / "jobs.json", root / "out.json", root / "out.npz"
     jobs_file.write_text(json.dumps(jobs.jobs))
@@ -390,7 +347,7 @@ def test_trained_mlp_classifies_real_digits(served):
 
 
 def test_folded_exports_have_no_batch_norm(served):
-    assert not _bn_layers(fold_batch_normalization(served["mlp"]))
+    assert not bn_layers(fold_batch_normalization(served["mlp"]))
     info = served["report"]["info"]
     for key, path in served["paths"].items():
         # An unfolded BN runs the fused kernel (conv inputs) or computes

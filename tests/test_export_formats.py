@@ -3,7 +3,8 @@
 One module-scoped fixture exports the BN MLP (trained on real MNIST, with
 population statistics) as ONNX (folded and not), LiteRT float32 and LiteRT
 int8 (calibrated on MNIST training images), and each Inception network
-(depth multiplier 0.25, 32×32, 10 classes, non-trivial BN statistics) as
+(tests/export_helpers.py: depth multiplier 0.25, 32×32, 10 classes,
+non-trivial BN statistics) as
 ONNX and LiteRT float32. A single subprocess, in which TensorFlow is never
 imported, reads the raw MNIST IDX files itself and runs every file with
 onnxruntime or ai_edge_litert. The references are the Keras models in
@@ -25,16 +26,15 @@ import tensorflow as tf
 from bn_zoo import models, population
 from bn_zoo.data import mnist, tfrecords
 from bn_zoo.export import calibration, export_model, formats
+from export_helpers import INCEPTION_VARIANTS, SIZE, cache_dir, inception
 
 MNIST_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data",
                          "mnist")
-INCEPTION_VARIANTS = ("inception", "bn_baseline", "bn_inception", "bn_x5_sigmoid")
 # Every variant goes to ONNX; to LiteRT the two that hold every kind of
 # layer between them (LRN and dropout; BN after every convolution, folded),
 # which keeps this module's time in bounds (a conversion takes seconds).
-FORMATS_OF = {"inception": ("onnx", "litert"), "bn_baseline": ("onnx",),
-              "bn_inception": ("onnx", "litert"), "bn_x5_sigmoid": ("onnx",)}
-SIZE, CLASSES, TOP_K = 32, 10, 3
+FORMATS_OF = {name: ("onnx", "litert") for name in INCEPTION_VARIANTS}
+TOP_K = 3
 ONNX_IMAGES = 1000  # The ONNX check: the first 1,000 MNIST test images.
 # Float exports agree with Keras to ATOL in probability. For Inception,
 # float32 rounding through ~20 conv(+BN) layers moves a probability p by up
@@ -152,40 +152,6 @@ def _trained_bn_mlp():
     return model
 
 
-def _bn_layers(model):
-    return [l for l in model.layers if "BatchNormalization" in type(l).__name__]
-
-
-def _inception(name, seed):
-    """A small Inception variant with γ, β perturbed and population statistics
-    from random batches (the BN-x5-sigmoid one with moving averages 10-25%
-    away from them, selected), so every BN map is far from the identity."""
-    keras.utils.set_random_seed(seed)
-    model = models.create_model(name, input_shape=(SIZE, SIZE, 3), depth_multiplier=0.25,
-                                classes=CLASSES, weights=None)
-    rng = np.random.default_rng(seed)
-    layers = _bn_layers(model)
-    if not layers:  # The baseline: make its near-zero logits O(1).
-        head = model.get_layer("predictions")
-        head.kernel.assign(head.kernel.numpy() * 100.0)
-        return model
-    for layer in layers:
-        n = layer.gamma.shape[0]
-        layer.gamma.assign(layer.gamma.numpy() * rng.uniform(0.7, 1.4, n).astype("float32"))
-        layer.beta.assign(layer.beta.numpy() + rng.normal(0.0, 0.2, n).astype("float32"))
-    batches = [rng.uniform(-1, 1, (8, SIZE, SIZE, 3)).astype("float32") for _ in range(2)]
-    population.estimate(model, batches, num_batches=2)
-    if name == "bn_x5_sigmoid":
-        for layer in layers:
-            n = layer.gamma.shape[0]
-            layer.moving_mean.assign(
-                layer.population_mean.numpy() * rng.uniform(0.9, 1.1, n).astype("float32"))
-            layer.moving_variance.assign(
-                layer.population_variance.numpy() * rng.uniform(0.8, 1.25, n).astype("float32"))
-        population.set_inference_statistics(model, "moving")
-    return model
-
-
 def _predict(model, x, batch_size=2000):
     return np.concatenate([np.asarray(model(x[i:i + batch_size].astype("float32"),
                                             training=False))
@@ -233,6 +199,7 @@ def served(tmp_path_factory):
     bad = {
         "size": np.zeros((2, 32, 32, 1)),
         "rank3": np.zeros((28, 28, 1)),
+        "channels": np.zeros((2, 28, 28, 3)),
     }
     for case, value in bad.items():
         add(f"bad/onnx/{case}", "onnx", paths["bn_mlp/onnx"], array(f"bad_{case}", value))
@@ -249,7 +216,7 @@ def served(tmp_path_factory):
     resized = tf.image.resize(other, [SIZE, SIZE]).numpy()
     inputs = {"square": array("square", square), "resized": array("other", other)}
     for seed, name in enumerate(INCEPTION_VARIANTS):
-        model = _inception(name, seed)
+        model = inception(name, seed, cache_dir(tmp_path_factory))
         references = {"square": _predict(model, square / 127.5 - 1.0),
                       "resized": _predict(model, resized / 127.5 - 1.0)}
         for fmt in FORMATS_OF[name]:
@@ -258,8 +225,14 @@ def served(tmp_path_factory):
                              format=fmt), fmt)
             for case, spec in inputs.items():
                 add(f"{name}/{fmt}/{case}", fmt, path, spec, references[case])
-    add("bad/onnx/channels", "onnx", paths["bn_inception/onnx"],
-        array("gray", np.zeros((1, SIZE, SIZE, 1))))
+    # The Inception family takes any height and width (resized), but not
+    # other channel counts or a missing batch dimension.
+    inception_bad = {"gray": (1, SIZE, SIZE, 1), "rgba": (1, SIZE, SIZE, 4),
+                     "six": (1, SIZE, SIZE, 6), "rank3": (SIZE, SIZE, 3)}
+    for case, shape in inception_bad.items():
+        for fmt in ("onnx", "litert"):
+            add(f"bad/{fmt}/inception_{case}", fmt, paths[f"bn_inception/{fmt}"],
+                array(f"inception_{case}", np.full(shape, 128.0)))
 
     jobs_file, out_json, out_npz = root / "jobs.json", root / "out.json", root / "out.npz"
     jobs_file.write_text(json.dumps(jobs))
@@ -380,8 +353,13 @@ BAD_SHAPES = {
     "bad/onnx/size": "Got invalid dimensions for input: images",
     "bad/onnx/rank3": "Invalid rank for input: images",
     "bad/onnx/channels": "Got invalid dimensions for input: images",
+    "bad/onnx/inception_gray": "Got invalid dimensions for input: images",
+    "bad/onnx/inception_rgba": "Got invalid dimensions for input: images",
+    "bad/onnx/inception_six": "Got invalid dimensions for input: images",
+    "bad/onnx/inception_rank3": "Invalid rank for input: images",
     "bad/litert_strict/size": "only allows mutating unknown dimensions",
     "bad/litert_strict/rank3": "",
+    "bad/litert_strict/channels": "only allows mutating unknown dimensions",
 }
 
 
@@ -394,10 +372,17 @@ def test_wrong_shapes_are_refused_by_the_runtime(served, job_id):
 
 def test_litert_signature_runner_fails_on_wrong_size_instead_of_answering(served):
     """The signature runner resizes its input to whatever it is given (LiteRT
-    has no assertion op), so the MLP's reshape fails; docs/export.md shows the
-    strict check, which the good shape passes."""
-    for case in ("size", "rank3"):
-        assert "error" in served["report"]["results"][f"bad/litert/{case}"], case
+    has no assertion op), so a wrong shape fails inside the graph with the
+    interpreter's message, as docs/export.md shows; the strict check there
+    passes the good shape."""
+    messages = {"size": "RESHAPE", "rank3": "RESHAPE", "channels": "RESHAPE",
+                "inception_gray": "failed to prepare", "inception_rgba": "failed to prepare",
+                "inception_six": "failed to prepare",
+                "inception_rank3": "(RESIZE_BILINEAR) failed to prepare"}
+    for case, message in messages.items():
+        result = served["report"]["results"][f"bad/litert/{case}"]
+        assert "error" in result, f"{case}: answered instead of failing"
+        assert message in result["message"], (case, result["message"][:500])
     out = _outputs(served, "bad/litert_strict/good")
     np.testing.assert_allclose(out["probabilities"], served["expected"]["bad/litert_strict/good"],
                                rtol=0, atol=ATOL)

@@ -20,12 +20,12 @@ import json
 import os
 import re
 import signal
-import socket
 import time
 
 import pytest
 
 import imagenet_training_helpers as helpers
+import local_cluster
 from bn_zoo import training
 from bn_zoo.training import checkpoints
 from bn_zoo.training import workdir as workdir_lib
@@ -34,23 +34,11 @@ STEPS = 40
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def start_workers(workdir, fields, logs, ports):
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+def start_workers(workdir, fields, logs):
     processes = []
-    for index, log in enumerate(logs):
-        env = dict(os.environ, TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        env["PYTHONPATH"] = os.pathsep.join([TESTS, helpers.ROOT])
+    environments = local_cluster.worker_environments(
+        len(logs), PYTHONPATH=os.pathsep.join([TESTS, helpers.ROOT]))
+    for env, log in zip(environments, logs):
         processes.append(helpers.launch(
             helpers.command(None, workdir, fields, "--strategy=multi_worker_mirrored",
                             config_file=os.path.join(TESTS, "tiny_convnet.py")),
@@ -69,7 +57,7 @@ def test_two_workers_train_survive_a_kill_and_resume(tmp_path):
     fields = helpers.overrides(data, num_train_steps=STEPS, synchronized_batch_norm=True)
     del fields["model.kwargs.depth_multiplier"]
     logs = [open(tmp_path / f"first_{i}.log", "w") for i in range(2)]
-    first = start_workers(workdir, fields, logs, free_ports(2))
+    first = start_workers(workdir, fields, logs)
     state = os.path.join(workdir, "checkpoints", "checkpoint")
     deadline = time.time() + 400
     while (not os.path.exists(state) and time.time() < deadline
@@ -86,7 +74,7 @@ def test_two_workers_train_survive_a_kill_and_resume(tmp_path):
     assert not os.path.exists(os.path.join(workdir, "final.json"))
 
     logs = [open(tmp_path / f"second_{i}.log", "w") for i in range(2)]
-    second = start_workers(workdir, fields, logs, free_ports(2))
+    second = start_workers(workdir, fields, logs)
     for process, log in zip(second, logs):
         process.wait(timeout=400)
         log.close()

@@ -5,9 +5,7 @@ statistics equal float64 numpy on the concatenated batch to 1e-5, with
 processes, tests/sync_bn_worker.py). The reference gradient is the closed
 form of ∂(Σ y·P)/∂x for BN over the global batch, in float64."""
 
-import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import local_cluster
 from bn_zoo.layers import BatchNormalization
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,27 +133,14 @@ def test_mirrored_equals_float64_on_the_global_batch(mirrored_strategy, shape, a
     check(got, want)
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_multi_worker_equals_float64_on_the_global_batch(tmp_path):
     shape, axis = (8, 4, 4, 3), -1
     weights, x, projection = make_case(shape, axis, seed=5)
     case = str(tmp_path / "case.npz")
     np.savez(case, x=x, projection=projection, weights=np.stack(weights), axis=axis,
              parts=PARTS, momentum=MOMENTUM, epsilon=EPSILON)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
-    for index in range(2):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+    for index, env in enumerate(local_cluster.worker_environments(2, TF_CPP_MIN_LOG_LEVEL="3")):
         workers.append(subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tests", "sync_bn_worker.py"), case,
              str(tmp_path / f"out_{index}.npz")],
