@@ -25,6 +25,8 @@ from bn_zoo.data import mnist
 from bn_zoo.models import lrn
 from bn_zoo.models import weights as weights_lib
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 BACKENDS = ("jax", "torch")
 MODELS = tuple(bn_zoo.list_models())
 BN_MODELS = tuple(m for m in MODELS if m != "mlp" and m != "inception")

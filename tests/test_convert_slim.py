@@ -22,6 +22,8 @@ from bn_zoo.models import inception_variants
 from bn_zoo.models import weights as weights_lib
 from release_references import assert_close, slim_release
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 # slim's network takes any size from 32 up (its final average pool shrinks to
 # the map); 96 keeps the test fast, and every stride-2 stage still halves an
 # even side except the last (6 -> 3).

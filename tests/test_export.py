@@ -29,6 +29,8 @@ from export_helpers import (
     CLASSES, INCEPTION_VARIANTS, SIZE, bn_layers, cache_dir, inception, perturb_affine,
 )
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 TOP_K = 3
 # Served and Keras probabilities agree to ATOL. Through Inception's ~20
 # conv+BN layers, float32 itself moves the logits by ~1e-5 of their scale

@@ -18,6 +18,8 @@ from bn_zoo.export import exporter, signatures
 from bn_zoo.layers import BatchNormalization
 from configs import mnist_bn_mlp
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

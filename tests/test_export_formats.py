@@ -28,6 +28,8 @@ from bn_zoo.data import mnist, tfrecords
 from bn_zoo.export import calibration, export_model, formats
 from export_helpers import INCEPTION_VARIANTS, SIZE, cache_dir, inception
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 MNIST_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data",
                          "mnist")
 # Every variant goes to ONNX; to LiteRT the two that hold every kind of

@@ -33,6 +33,8 @@ from bn_zoo import population, training
 from bn_zoo.data import tfrecords
 from bn_zoo.training import workdir as workdir_lib
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 
 def train(workdir, data_dir, model="bn_x5", **fields):
     final = training.train(helpers.config(model, **helpers.overrides(data_dir, **fields)), workdir)
