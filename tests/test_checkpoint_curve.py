@@ -1,9 +1,11 @@
 """python -m trainers.checkpoint_curve against the trainer's own evaluations:
-a real BN run on real MNIST, every checkpoint kept."""
+a real BN run on real MNIST (trained in this process), every checkpoint kept;
+a directory without a run, and a config.json edited after training, refused."""
 
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -18,18 +20,28 @@ def _run(*args):
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
 
 
-def test_curve_matches_the_trainers_evaluations(tmp_path):
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A 40-step bn_mlp run with its checkpoints at steps 20 and 40."""
     if not os.environ.get("TFDS_DATA_DIR"):
         pytest.skip("needs MNIST prepared for TFDS ($TFDS_DATA_DIR)")
-    workdir = tmp_path / "run"
-    trained = _run(
-        "trainers.train", "--config=configs/mnist_bn_mlp.py", f"--workdir={workdir}",
-        "--config.num_train_steps=40", "--config.eval_every_steps=20",
-        "--config.steps_per_loop=20", "--config.log_every_steps=20",
-        "--config.checkpoint_every_steps=20", "--config.max_checkpoints_to_keep=10",
-        "--config.population_batches=5", "--config.eval_batch_size=500",
-        "--config.data.eval_split=test[:1000]")
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    from bn_zoo import training
+    from configs import mnist_bn_mlp
+
+    config = mnist_bn_mlp.get_config()
+    config.num_train_steps = 40
+    config.eval_every_steps = config.steps_per_loop = config.log_every_steps = 20
+    config.checkpoint_every_steps = 20
+    config.max_checkpoints_to_keep = 10
+    config.population_batches = 5
+    config.eval_batch_size = 500
+    config.data.eval_split = "test[:1000]"
+    path = tmp_path_factory.mktemp("curve") / "run"
+    training.train(config, str(path))
+    return path
+
+
+def test_curve_matches_the_trainers_evaluations(workdir):
     result = _run("trainers.checkpoint_curve", f"--workdir={workdir}",
                   "--population_batches=5")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -50,6 +62,38 @@ def test_curve_matches_the_trainers_evaluations(tmp_path):
     assert float(curve[40]["accuracy_population"]) == pytest.approx(
         final["eval_accuracy_population"], abs=1e-6)
     assert "with population statistics" in result.stdout
+
+
+@pytest.mark.parametrize("edit", [{"batch_norm_kwargs": {"renorm": True}}, {"classes": 5}])
+def test_a_config_edited_after_training_is_refused(workdir, tmp_path, monkeypatch, capsys, edit):
+    """A copy of the run whose config.json turns on batch renormalization (its
+    checkpoints lack the BN layers' renorm variables) or has 5 classes (the
+    classifier's shapes differ). Checked through `cli.run`, as the command's
+    main calls `curve` (the command line: the test below)."""
+    from bn_zoo.training import cli
+    from file_tree import snapshot
+    from trainers.checkpoint_curve import curve
+
+    edited = tmp_path / "edited"
+    shutil.copytree(workdir, edited, ignore=shutil.ignore_patterns("checkpoint_curve.csv"))
+    with open(edited / "config.json") as f:
+        config = json.load(f)
+    config["model"]["kwargs"].update(edit)
+    with open(edited / "config.json", "w") as f:
+        json.dump(config, f)
+    before = snapshot(edited)
+    monkeypatch.setattr(sys, "argv", ["trainers/checkpoint_curve.py"])  # No --verbosity.
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        cli.run(lambda: curve(str(edited), 5))
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("ERROR (")]
+    assert len(lines) == 1 and err.rstrip().endswith(lines[0]), err[-3000:]
+    assert lines[0].startswith(f"ERROR (WorkdirError): {edited}/checkpoints/ckpt-20 does not "
+                               "fit the bn_mlp of config.json"), lines[0]
+    assert "Traceback" not in err
+    assert snapshot(edited) == before
 
 
 def test_a_directory_without_a_run_is_refused(tmp_path):

@@ -152,9 +152,11 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config.probe.layer = ""
     config.steps_per_loop = config.log_every_steps = config.eval_every_steps = 10
     config.checkpoint_every_steps = 10
-    # The learning rate grows 100x every 10 steps, to Inf (float32) at step 200.
+    config.data.eval_split = "test[:1000]"  # Finite or not: a slice tells.
+    config.eval_batch_size = 1000
+    # The learning rate grows 10,000x every 10 steps, to Inf (float32) at step 100.
     config.optimizer.base_learning_rate = 0.1
-    config.schedule.decay_rate = 100.0
+    config.schedule.decay_rate = 1e4
     config.schedule.decay_steps = 10
     with pytest.raises(training.NonFiniteLossError, match="NaN/Inf.*last good checkpoint"):
         training.train(config, str(tmp_path))

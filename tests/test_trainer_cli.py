@@ -1,7 +1,9 @@
 """`python -m trainers.train` on bad input (issue 4): an unknown config field,
 an unknown model, negative steps, missing data each give one clear error and
 a non-zero exit code, and leave an existing workdir byte-for-byte unchanged.
-The commands run as real subprocesses, in parallel."""
+The unknown field (refused while absl parses the flags) and `--helpfull` run as
+real subprocesses; the refusals of training.train run in this process through
+`cli.run`, which prints them in the command's main."""
 
 import os
 import subprocess
@@ -18,14 +20,13 @@ SHORT = ["--config.num_train_steps=20", "--config.steps_per_loop=10",
          "--config.data.train_split=train[:600]", "--config.probe.num_examples=50",
          "--config.population_batches=0"]
 
-BAD_INPUTS = {
-    "unknown_field": (["--config.optimizer.learnin_rate=0.1"], "learnin_rate"),
-    "unknown_model": (["--config.model.name=resnet50"], "Unknown model config.model.name='resnet50'. Known models:"),
-    "negative_steps": (["--config.num_train_steps=-100"],
+BAD_INPUTS = {  # Refused by training.train: checked through cli.run, in process.
+    "unknown_model": ({"model.name": "resnet50"},
+                      "Unknown model config.model.name='resnet50'. Known models:"),
+    "negative_steps": ({"num_train_steps": -100},
                        "num_train_steps must be a positive integer; got -100"),
-    "missing_data": (["--data_dir={empty}"], "MNIST data set is not prepared under"),
+    "missing_data": ({"data.data_dir": "{empty}"}, "MNIST data set is not prepared under"),
 }
-
 
 
 def launch(args, env=None):
@@ -52,20 +53,46 @@ def existing_run(tmp_path):
     return workdir
 
 
-def test_bad_inputs_fail_clearly_and_change_nothing(existing_run, tmp_path):
+def test_bad_inputs_fail_clearly_and_change_nothing(existing_run, tmp_path, monkeypatch,
+                                                    capsys):
+    from bn_zoo import training
+    from bn_zoo.training import cli
+    from configs import mnist_mlp
+
     empty = tmp_path / "no_data"
     empty.mkdir()
     before = snapshot(existing_run)
-    processes = {}
-    for case, (args, _) in BAD_INPUTS.items():
-        args = [a.format(empty=empty) for a in args]
-        processes[case] = launch([f"--config={CONFIG}", f"--workdir={existing_run}", *SHORT, *args])
+    # The command line: a field the config does not have, and the help.
+    unknown = launch([f"--config={CONFIG}", f"--workdir={existing_run}", *SHORT,
+                      "--config.optimizer.learnin_rate=0.1"])
     helpfull = launch(["--helpfull"])
-    for case, process in processes.items():
-        _, err = process.communicate(timeout=300)
-        assert process.returncode != 0, case
-        assert BAD_INPUTS[case][1] in err, (case, err[-2000:])
+
+    monkeypatch.setattr(sys, "argv", ["trainers/train.py"])  # No --verbosity.
+    for case, (fields, message) in BAD_INPUTS.items():
+        config = mnist_mlp.get_config()  # As SHORT, then the bad field.
+        config.num_train_steps = 20
+        config.steps_per_loop = config.eval_every_steps = config.checkpoint_every_steps = 10
+        config.data.train_split = "train[:600]"
+        config.probe.num_examples = 50
+        config.population_batches = 0
+        for path, value in fields.items():
+            *parents, last = path.split(".")
+            target = config
+            for parent in parents:
+                target = target[parent]
+            target[last] = value.format(empty=empty) if isinstance(value, str) else value
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            cli.run(lambda: training.train(config, existing_run))
+        err = capsys.readouterr().err
+        assert exited.value.code == 1, case
+        assert message in err and err.startswith("ERROR ("), (case, err[-2000:])
         assert "Traceback" not in err, (case, err[-2000:])
+
+    _, err = unknown.communicate(timeout=300)
+    assert unknown.returncode != 0
+    assert "ERROR (ConfigError): Unknown config field" in err and "learnin_rate" in err
+    assert "Traceback" not in err, err[-2000:]
     assert snapshot(existing_run) == before
     assert os.listdir(empty) == []
 

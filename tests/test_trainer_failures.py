@@ -1,7 +1,9 @@
 """Every failure of `python -m trainers.train` is clean (issue 18).
 
-Each case runs the real command in a subprocess and checks its one-line
-message, its exit code and the directories before and after:
+Each case checks the one-line message, the exit code and the directories
+before and after, of the real command in a subprocess (flags and config
+files, cluster deadlines, signals, full disks, export) or, for a refusal of
+training.train itself, of the `cli.run` that prints it in that command:
 
 - refused runs leave nothing: a split smaller than one batch, a NaN at the
   first steps (m' = 1: tests/test_trainer_cli.py); a config file that is missing or does not parse; a
@@ -23,7 +25,6 @@ message, its exit code and the directories before and after:
 The tmpfs cases need root (mount); elsewhere they are skipped.
 """
 
-import concurrent.futures
 import json
 import os
 import re
@@ -89,9 +90,53 @@ def tmpfs(tmp_path):
         subprocess.run(["umount", str(path)], check=False)
 
 
-def test_refused_commands_say_why_and_leave_nothing(tmp_path, tmpfs):
-    """Validation failures, all in parallel: one ERROR line each, exit code 1,
-    the workdir never created (or the existing directory unchanged)."""
+def configured(args):
+    """The config `python -m trainers.train` builds from `args`
+    (--config.<field>=value, --strategy, --tpu) on configs/mnist_bn_mlp.py."""
+    import ast
+
+    from configs import mnist_bn_mlp
+
+    config = mnist_bn_mlp.get_config()
+    for arg in args:
+        name, value = arg[2:].split("=", 1)
+        if name in ("strategy", "tpu"):
+            config[name] = value
+            continue
+        *parents, last = name[len("config."):].split(".")
+        target = config
+        for parent in parents:
+            target = target[parent]
+        try:
+            target[last] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            target[last] = value
+    return config
+
+
+def refused_in_process(args, workdir, capsys):
+    """(exit code, stderr) of trainers.train's main for `args`, without its
+    flag parsing: `cli.run` prints the ERROR line and exits, as in main."""
+    from bn_zoo import training
+    from bn_zoo.training import cli
+
+    config = configured(args)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        cli.run(lambda: training.train(config, str(workdir)))
+    return exited.value.code, capsys.readouterr().err
+
+
+def test_refused_commands_say_why_and_leave_nothing(tmp_path, tmpfs, monkeypatch, capsys):
+    """Validation failures: one ERROR line each, exit code 1, the workdir
+    never created (or the existing directory unchanged).
+
+    What happens before or around training.train (flag and config file
+    parsing, the cluster deadlines, which end the process, and the export
+    command) runs as real commands, in parallel; the refusals of
+    training.train itself run meanwhile in this process through `cli.run`,
+    which prints them for trainers.train's main (their command line:
+    tests/test_trainer_cli.py, tests/test_trainer_output.py)."""
     bad_syntax = tmp_path / "bad_config.py"
     bad_syntax.write_text("import ml_collections\n\ndef get_config(:\n    pass\n")
     read_only = tmpfs("read_only", "ro,size=64k")  # None: not root, cases left out.
@@ -105,18 +150,7 @@ def test_refused_commands_say_why_and_leave_nothing(tmp_path, tmpfs):
     def workdir(name):
         return f"--workdir={tmp_path / name}"
 
-    cases = {  # name: (arguments, TF_CONFIG or None, expected message pattern)
-        "split": ([f"--config={CONFIG}", workdir("split"), "--config.num_train_steps=50",
-                   "--config.data.train_split=train[:10]"], None,
-                  r"ERROR \(ConfigError\): The training split has 10 examples, fewer than "
-                  r"one global batch of 60\. Nothing was written\. Use a larger "
-                  r"config\.data\.train_split"),
-        "nan": ([f"--config={CONFIG}", f"--workdir={untouched}", *TINY,
-                 "--config.num_train_steps=50", "--config.steps_per_loop=10",
-                 "--config.optimizer.base_learning_rate=1e38"], None,
-                r"ERROR \(NonFiniteLossError\): .*NaN/Inf between step 0 and step 10; "
-                r"training stopped and no checkpoint was saved\. Lower "
-                r"config\.optimizer\.base_learning_rate"),
+    commands = {  # name: (arguments, TF_CONFIG or None, expected message pattern)
         "missing_config": ([f"--config={tmp_path / 'nope.py'}", workdir("missing"),
                             "--verbosity=-1"], None,
                            r"ERROR \(ConfigError\): The config file '.*nope\.py' does not "
@@ -124,20 +158,6 @@ def test_refused_commands_say_why_and_leave_nothing(tmp_path, tmpfs):
         "config_syntax": ([f"--config={bad_syntax}", workdir("syntax")], None,
                           rf"ERROR \(ConfigError\): The config file {bad_syntax} has a "
                           r"syntax error at line 3: .*Fix that line\."),
-        "tf_config_json": ([f"--config={CONFIG}", workdir("json"),
-                            "--strategy=multi_worker_mirrored"], '{"cluster": ',
-                           r"ERROR \(ConfigError\): The environment variable TF_CONFIG is "
-                           r"not valid JSON \(Expecting value: line 1 column 13"),
-        "tf_config_index": ([f"--config={CONFIG}", workdir("index"),
-                             "--strategy=multi_worker_mirrored"],
-                            json.dumps({"cluster": two_workers,
-                                        "task": {"type": "worker", "index": 2}}),
-                            r"ERROR \(ConfigError\): TF_CONFIG's task index 2 is out of "
-                            r"range: its cluster has 2 worker task\(s\), indices 0 to 1\."),
-        "tpu_unnamed": ([f"--config={CONFIG}", workdir("tpu"), "--strategy=tpu"], None,
-                        r"ERROR \(ConfigError\): --strategy=tpu needs a TPU: none was "
-                        r"named and this machine is not a TPU VM \(.*\)\. Name one with "
-                        r"--tpu"),
         "tpu_silent": ([f"--config={CONFIG}", workdir("tpu_silent"), "--strategy=tpu",
                         f"--tpu=grpc://127.0.0.1:{tpu_port}", "--cluster_timeout=3"], None,
                        rf"ERROR \(ClusterError\): Could not connect to the TPU "
@@ -151,31 +171,62 @@ def test_refused_commands_say_why_and_leave_nothing(tmp_path, tmpfs):
                         rf"of TF_CONFIG within 8 s: no answer from worker 1 at "
                         rf"127\.0\.0\.1:{peer_port}\."),
     }
+    in_process = {  # name: (arguments, workdir, TF_CONFIG or None, expected pattern)
+        "split": (["--config.num_train_steps=50", "--config.data.train_split=train[:10]"],
+                  tmp_path / "split", None,
+                  r"ERROR \(ConfigError\): The training split has 10 examples, fewer than "
+                  r"one global batch of 60\. Nothing was written\. Use a larger "
+                  r"config\.data\.train_split"),
+        "nan": ([*TINY, "--config.num_train_steps=50", "--config.steps_per_loop=10",
+                 "--config.optimizer.base_learning_rate=1e38"], untouched, None,
+                r"ERROR \(NonFiniteLossError\): .*NaN/Inf between step 0 and step 10; "
+                r"training stopped and no checkpoint was saved\. Lower "
+                r"config\.optimizer\.base_learning_rate"),
+        "tf_config_json": (["--strategy=multi_worker_mirrored"], tmp_path / "json",
+                           '{"cluster": ',
+                           r"ERROR \(ConfigError\): The environment variable TF_CONFIG is "
+                           r"not valid JSON \(Expecting value: line 1 column 13"),
+        "tf_config_index": (["--strategy=multi_worker_mirrored"], tmp_path / "index",
+                            json.dumps({"cluster": two_workers,
+                                        "task": {"type": "worker", "index": 2}}),
+                            r"ERROR \(ConfigError\): TF_CONFIG's task index 2 is out of "
+                            r"range: its cluster has 2 worker task\(s\), indices 0 to 1\."),
+        "tpu_unnamed": (["--strategy=tpu"], tmp_path / "tpu", None,
+                        r"ERROR \(ConfigError\): --strategy=tpu needs a TPU: none was "
+                        r"named and this machine is not a TPU VM \(.*\)\. Name one with "
+                        r"--tpu"),
+    }
     if read_only is not None:
-        cases.update({
-            "read_only": ([f"--config={CONFIG}", f"--workdir={read_only / 'run'}"], None,
-                          rf"ERROR \(WorkdirError\): --workdir={read_only}/run cannot be "
-                          rf"written: {read_only} is on a read-only file system\."),
-            "export_read_only": (
-                ["--model=bn_mlp", f"--export_dir={read_only / 'export'}"], None,
-                rf"ERROR \(OSError\): Cannot write {read_only}/export: Read-only file "
-                r"system\. Nothing was written; use a writable directory \(--export_dir\) "
-                r"and rerun\."),
-        })
+        in_process["read_only"] = (
+            [], read_only / "run", None,
+            rf"ERROR \(WorkdirError\): --workdir={read_only}/run cannot be "
+            rf"written: {read_only} is on a read-only file system\.")
+        commands["export_read_only"] = (
+            ["--model=bn_mlp", f"--export_dir={read_only / 'export'}"], None,
+            rf"ERROR \(OSError\): Cannot write {read_only}/export: Read-only file "
+            r"system\. Nothing was written; use a writable directory \(--export_dir\) "
+            r"and rerun\.")
 
-    def run(name):
-        args, tf_config, _ = cases[name]
+    processes = {}
+    for name, (args, tf_config, _) in commands.items():
         env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
         if tf_config is not None:
             env["TF_CONFIG"] = tf_config
         module = "trainers.export" if name.startswith("export") else "trainers.train"
-        process = launch(args, env, module=module)
-        return process, process.communicate(timeout=600)[1]
+        processes[name] = launch(args, env, module=module)
 
-    names = sorted(cases, key=lambda name: not name.endswith("_silent"))  # Waits first.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:  # 4 at a time.
-        results = dict(zip(names, pool.map(run, names)))
-    for name, (process, err) in results.items():
+    monkeypatch.setattr(sys, "argv", ["trainers/train.py"])  # No --verbosity.
+    for name, (args, run_dir, tf_config, pattern) in in_process.items():
+        if tf_config is None:
+            monkeypatch.delenv("TF_CONFIG", raising=False)
+        else:
+            monkeypatch.setenv("TF_CONFIG", tf_config)
+        code, err = refused_in_process(args, run_dir, capsys)
+        assert code == 1, (name, code, err[-3000:])
+        assert re.fullmatch(pattern + ".*", error_line(err)), (name, err[-3000:])
+
+    for name, process in processes.items():
+        err = process.communicate(timeout=600)[1]
         if name == "missing_config":  # --verbosity: the traceback, then the line.
             assert "Traceback" in err and "No such file or directory" in err, err[-3000:]
             err = err[err.rindex("ERROR ("):]
@@ -183,7 +234,7 @@ def test_refused_commands_say_why_and_leave_nothing(tmp_path, tmpfs):
         # watchdog process reports and kills it.
         codes = (1, -signal.SIGKILL) if name == "peer_silent" else (1,)
         assert process.returncode in codes, (name, process.returncode, err[-3000:])
-        assert re.fullmatch(cases[name][2] + ".*", error_line(err)), (name, err[-3000:])
+        assert re.fullmatch(commands[name][2] + ".*", error_line(err)), (name, err[-3000:])
 
     mounts = ["read_only"] if read_only else []
     assert sorted(os.listdir(tmp_path)) == ["bad_config.py", *mounts, "untouched"]
@@ -324,9 +375,8 @@ def test_preempted_run_resumes_to_the_uninterrupted_result(tmp_path, umask_022):
     export_err = exported.communicate(timeout=300)[1]
     assert re.search(warning, export_err), export_err[-3000:]
 
-    third = launch([*RUN, f"--workdir={workdir}"])
-    out, err = third.communicate(timeout=300)
-    assert third.returncode == 0, err[-3000:]
+    # The last rerun, to the end, in this process (as trainers.train's main).
+    training.train(reference_config(), str(workdir))
     assert oct(os.stat(workdir / "final.json").st_mode & 0o777) == "0o644"
 
     resumed = variables(tf.train.latest_checkpoint(workdir / "checkpoints"))

@@ -105,12 +105,12 @@ def curve(workdir, population_batches):
         # variable of the model must come from the checkpoint.
         try:
             checkpoints.restore(checkpoint, path, model, expect_partial=True)
-        except AssertionError as error:
+        except (AssertionError, ValueError) as error:  # missing / other-shaped variables
             raise WorkdirError(
-                f"{path} does not hold every variable of the {config.model.name} in "
-                f"{workdir_lib.CONFIG_FILE} ({str(error).splitlines()[0][:200]}). Was the "
-                "workdir's config edited after training? Restore the config the run was "
-                "trained with.") from None
+                f"{path} does not fit the {config.model.name} of "
+                f"{workdir_lib.CONFIG_FILE}: its variables are missing or of other shapes "
+                f"({str(error).splitlines()[0][:200]}). Was the workdir's config edited "
+                "after training? Restore the config the run was trained with.") from None
         population.set_inference_statistics(model, "moving")
         accuracy_moving, loss_moving = _evaluate(model, evaluation)
         population.estimate(model, data.population_dataset(config.global_batch_size,
