@@ -6,12 +6,15 @@ configs/imagenet_bn_x5.py trains for 30 steps on generated JPEG TFRecords:
 - with the default strategy: the loss decreases, and the model restored from
   the last checkpoint scores, counted in numpy, the top-1 and top-5 accuracy
   the trainer logged;
-- with `mirrored` over 2 logical CPUs (a two-convolution network of its own,
-  tests/tiny_convnet.py, through the same config, data and trainer): the loss
+- with `mirrored` over 2 logical CPUs: the loss
   decreases, and the restored model's numpy evaluation again matches the log
   (with a partial last batch that leaves one replica empty);
 - in `mixed_bfloat16`: the loss decreases, along another path than in float32;
 - from `tfds.testing.mock_data` for `imagenet2012` (TFDS as the source).
+
+The last three train tests/tiny_convnet.py's network through the same
+config, pipeline and trainer: their subject is the strategy, the policy and
+the data source, and it traces in seconds where the Inception takes a minute.
 
 Plus the recipe of every ImageNet config against the paper's arithmetic, the
 config switches (synchronized BN, BN momentum, dropout, LRN) as they arrive
@@ -106,8 +109,6 @@ def test_default_strategy_trains_and_the_checkpoint_restores(default_run):
 
 
 def test_mirrored_trains_and_the_checkpoint_restores(data_dir, tmp_path):
-    # The subject is the strategy: tests/tiny_convnet.py's network traces in
-    # seconds where the Inception's two replicas take two minutes.
     assert len(tf.config.list_logical_devices("CPU")) == 2
     workdir = str(tmp_path / "mirrored")
     _, rows = train(workdir, data_dir, model=None, strategy="mirrored")
@@ -140,10 +141,13 @@ def test_config_switches_reach_the_model(data_dir):
     assert not any("lrn" in l.name for l in model.layers)
 
 
-def test_mixed_bfloat16_trains(default_run, data_dir, tmp_path):
-    _, _, float32_rows = default_run
+def test_mixed_bfloat16_trains(data_dir, tmp_path):
+    # tests/tiny_convnet.py's network: bfloat16 is emulated on this CPU, and
+    # the subject is the policy's way through the trainer (the layer's own
+    # bfloat16 arithmetic: tests/test_bn_mixed_precision.py).
+    _, float32_rows = train(str(tmp_path / "float32"), data_dir, model=None)
     workdir = str(tmp_path / "bfloat16")
-    _, rows = train(workdir, data_dir, mixed_precision="mixed_bfloat16")
+    _, rows = train(workdir, data_dir, model=None, mixed_precision="mixed_bfloat16")
     losses = np.array([r["train_loss"] for r in rows[1:]])
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     # Same data and initial weights as the float32 run; bfloat16 arithmetic
@@ -154,7 +158,7 @@ def test_mixed_bfloat16_trains(default_run, data_dir, tmp_path):
     dtypes = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints")
                                       ).get_variable_to_dtype_map()
     weights = [n for n in dtypes if n.startswith(("model/", "optimizer/_trainable_variables"))]
-    assert len(weights) > 400 and all(dtypes[n] == tf.float32 for n in weights)
+    assert len(weights) > 10 and all(dtypes[n] == tf.float32 for n in weights)
 
 
 def test_mock_tfds_imagenet2012(tmp_path):
@@ -162,7 +166,7 @@ def test_mock_tfds_imagenet2012(tmp_path):
     fields = {"data.source": "tfds", "data.data_dir": None, "data.num_classes": 1000,
               "optimizer.base_learning_rate": 0.4}
     with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE):
-        _, rows = train(workdir, None, **fields)
+        _, rows = train(workdir, None, model=None, **fields)
         assert rows[-1]["train_loss"] < rows[1]["train_loss"]
         assert assert_restored_model_matches_log(workdir, rows) == 16
 
