@@ -19,6 +19,8 @@ from bn_zoo.models import inception_variants, preprocess_input
 from bn_zoo.models import weights as weights_lib
 from release_references import assert_close, caffe_release
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 # The reference's classifier pools with a fixed 7×7 window, so it only runs
 # at the release's 224×224.
 SIZE = 224

@@ -17,6 +17,8 @@ from bn_zoo import evaluation, training
 from bn_zoo.training import modeling
 from bn_zoo.training import workdir as workdir_lib
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 8
 SIZE = 32

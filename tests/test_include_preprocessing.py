@@ -15,6 +15,8 @@ from bn_zoo.data import mnist
 from bn_zoo.export import export_model
 from bn_zoo.models import weights as weights_lib
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from bn_zoo.plots import lr_sweep
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
     "--config.train.num_train_steps=60", "--config.train.eval_every_steps=30",

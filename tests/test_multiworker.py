@@ -30,6 +30,8 @@ from bn_zoo import training
 from bn_zoo.training import checkpoints
 from bn_zoo.training import workdir as workdir_lib
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 STEPS = 40
 TESTS = os.path.dirname(os.path.abspath(__file__))
 

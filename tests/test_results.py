@@ -14,6 +14,8 @@ import pytest
 
 from bn_zoo import results
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # step:            0     100   200   300   400   500

@@ -40,6 +40,8 @@ import tensorflow as tf
 
 from file_tree import snapshot
 
+pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "mnist_bn_mlp.py")
 TINY = ["--config.data.train_split=train[:600]", "--config.data.eval_split=test[:300]",
