@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+import config_flags
 from bn_zoo.data import imagenet, tfrecords
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,11 +64,7 @@ def config(model="bn_x5", **fields):
     if model is None:
         fields.pop("model.kwargs.depth_multiplier", None)
     for key, value in fields.items():
-        target = c
-        *parents, last = key.split(".")
-        for p in parents:
-            target = target[p]
-        target[last] = value
+        config_flags.set_field(c, key, value)
     return c
 
 

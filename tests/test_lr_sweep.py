@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+import config_flags
 from bn_zoo.plots import lr_sweep
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
@@ -29,22 +30,9 @@ TINY = [
 
 def _config(*extra):
     """configs/lr_sweep.py with TINY and `extra` applied, as on the command line."""
-    import ast
-
     from configs import lr_sweep as lr_sweep_config
 
-    config = lr_sweep_config.get_config()
-    for arg in (*TINY, *extra):
-        path, value = arg[len("--config."):].split("=", 1)
-        *parents, last = path.split(".")
-        target = config
-        for parent in parents:
-            target = target[parent]
-        try:
-            target[last] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            target[last] = value
-    return config
+    return config_flags.apply(lr_sweep_config.get_config(), [*TINY, *extra])
 
 
 def _sweep(workdir, *extra):

@@ -38,6 +38,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import config_flags
 from file_tree import snapshot
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
@@ -95,8 +96,6 @@ def tmpfs(tmp_path):
 def configured(args):
     """The config `python -m trainers.train` builds from `args`
     (--config.<field>=value, --strategy, --tpu) on configs/mnist_bn_mlp.py."""
-    import ast
-
     from configs import mnist_bn_mlp
 
     config = mnist_bn_mlp.get_config()
@@ -104,15 +103,8 @@ def configured(args):
         name, value = arg[2:].split("=", 1)
         if name in ("strategy", "tpu"):
             config[name] = value
-            continue
-        *parents, last = name[len("config."):].split(".")
-        target = config
-        for parent in parents:
-            target = target[parent]
-        try:
-            target[last] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            target[last] = value
+        else:
+            config_flags.apply(config, [arg])
     return config
 
 

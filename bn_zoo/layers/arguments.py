@@ -48,13 +48,14 @@ def check_epsilon(epsilon):
     return float(epsilon)
 
 
+def _one_of(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices}. Received: {name}={value!r}")
+    return value
+
+
 def check_variance_correction(variance_correction):
-    if variance_correction not in VARIANCE_CORRECTIONS:
-        raise ValueError(
-            f"`variance_correction` must be one of {VARIANCE_CORRECTIONS}. "
-            f"Received: variance_correction={variance_correction!r}"
-        )
-    return variance_correction
+    return _one_of("variance_correction", variance_correction, VARIANCE_CORRECTIONS)
 
 
 def check_synchronized(synchronized):
@@ -112,12 +113,7 @@ def check_zero_debias(zero_debias, momentum, renorm, renorm_momentum):
 
 
 def check_inference_statistics(inference_statistics):
-    if inference_statistics not in INFERENCE_STATISTICS:
-        raise ValueError(
-            f"`inference_statistics` must be one of {INFERENCE_STATISTICS}. "
-            f"Received: inference_statistics={inference_statistics!r}"
-        )
-    return inference_statistics
+    return _one_of("inference_statistics", inference_statistics, INFERENCE_STATISTICS)
 
 
 def channel_axis(layer, input_shape):

@@ -13,7 +13,8 @@ statistics. Its inference outputs are those of the original model.
 import keras
 from keras.src.models.functional import Functional
 
-from bn_zoo.layers.batch_normalization import VARIANCE_CORRECTIONS, BatchNormalization
+from bn_zoo.layers import arguments
+from bn_zoo.layers.batch_normalization import BatchNormalization
 
 # The constructor arguments of keras.layers.BatchNormalization that ours
 # takes with the same meaning; the base-layer ones (name, dtype, trainable)
@@ -72,11 +73,7 @@ def convert_batch_normalization(model, variance_correction="biased"):
             it), or uses `renorm=True`.
     """
     _check_model(model, "model")
-    if variance_correction not in VARIANCE_CORRECTIONS:
-        raise ValueError(
-            f"`variance_correction` must be one of {VARIANCE_CORRECTIONS}. "
-            f"Received: variance_correction={variance_correction!r}"
-        )
+    arguments.check_variance_correction(variance_correction)
     _refuse_unreachable(model)
     pairs = []
 

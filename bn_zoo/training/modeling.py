@@ -3,8 +3,6 @@ models, those added with `bn_zoo.register_model`, and builders named by
 import path, `"package.module:function"`)."""
 
 import bn_zoo
-from bn_zoo.models import custom
-from bn_zoo.training.errors import ConfigError
 
 
 def create_model(config, classifier_activation=None):
@@ -25,15 +23,12 @@ def create_model(config, classifier_activation=None):
         batch_norm_kwargs["synchronized"] = True
         kwargs["batch_norm_kwargs"] = batch_norm_kwargs
     kwargs.setdefault("seed", config.seed)
-    try:
-        return bn_zoo.create_model(
-            config.model.name,
-            weights=None,
-            classifier_activation=classifier_activation,
-            **kwargs,
-        )
-    except custom.BuilderArgumentError as error:
-        raise ConfigError(f"config.model.kwargs: {error}") from None
+    return bn_zoo.create_model(
+        config.model.name,
+        weights=None,
+        classifier_activation=classifier_activation,
+        **kwargs,
+    )
 
 
 def preprocessing_mode(config):
