@@ -15,7 +15,7 @@ it). Prints, from one run, the median latency at batch 1, the throughput at
 batch 32 and the size of every export, and the ratios:
 
 - default export / unfolded with variables (the graph as Keras runs it):
-  the target of issue 6, folded ≤ 0.85× unfolded latency for BN-Inception;
+  the target, folded ≤ 0.85× unfolded latency for BN-Inception;
 - folded / unfolded, both with variables: what folding alone buys;
 - folded / unfolded, both with constant weights: with the weights known,
   TensorFlow's graph optimizer folds the BN ops itself, so this is ~1;
@@ -42,6 +42,7 @@ import tensorflow as tf  # noqa: E402
 
 from bn_zoo import models, population  # noqa: E402
 from bn_zoo.export import FILENAMES, calibration, export_model  # noqa: E402
+import machine  # noqa: E402  (benchmarks/, the script's directory)
 
 MODELS = ("bn_inception", "bn_mlp")
 
@@ -140,6 +141,7 @@ def main():
                         help="Timed batch-32 calls.")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     args = parser.parse_args()
+    print(machine.describe())
 
     results = {}  # name -> (median batch-1 latencies, best ones, batch-32 img/s, MB)
     with tempfile.TemporaryDirectory() as root:  # Exports are deleted at the end.

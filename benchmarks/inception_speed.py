@@ -7,7 +7,7 @@ training steps on batches of 32 at 224×224, in float32 and in mixed_bfloat16.
 Also trains each build on one fixed batch for a few steps and prints the loss
 before and after, to show each precision trains.
 
-Targets (issue 5): ours ≥ 1.1× the Keras-BN build at the same precision;
+Targets: ours ≥ 1.1× the Keras-BN build at the same precision;
 mixed_bfloat16 ≥ 1.4× our float32 speed. The latter needs a CPU with native
 bfloat16 (AVX512_BF16 or AMX); elsewhere TensorFlow emulates bfloat16 and
 mixed_bfloat16 is slower than float32. The script prints which this CPU is.
@@ -29,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 import bn_zoo  # noqa: E402
 from bn_zoo.layers import BatchNormalization  # noqa: E402
 from bn_zoo.training.strategy import native_bfloat16_flags  # noqa: E402
+import machine  # noqa: E402  (benchmarks/, the script's directory)
 
 
 def with_keras_batch_norm(model):
@@ -112,8 +113,8 @@ def main():
         rng.uniform(-1, 1, (args.batch, args.size, args.size, 3)).astype("float32")
     )
     labels = tf.constant(rng.integers(0, 1000, args.batch))
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-          f"{os.cpu_count()} CPUs; BN-Inception, batch {args.batch}, "
+    print(machine.describe())
+    print(f"BN-Inception, batch {args.batch}, "
           f"{args.size}x{args.size}, {args.steps} timed steps each (median; builds "
           f"alternate; loss on one fixed batch)")
     print(f"CPU bfloat16 support: {bfloat16_support()}\n")
@@ -142,6 +143,7 @@ def main():
         print(f"{precision}: bn_zoo / keras BN = {ratio:.2f}x (target >= 1.1x)")
     ratio = results[("mixed_bfloat16", "bn_zoo", False)] / results[("float32", "bn_zoo", False)]
     print(f"bn_zoo mixed_bfloat16 / float32 = {ratio:.2f}x (target >= 1.4x)")
+    print(machine.load_average())
 
 
 if __name__ == "__main__":

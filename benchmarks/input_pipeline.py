@@ -4,9 +4,10 @@ Writes JPEG TFRecords in the standard layout (by default 2,000 images of about
 400×350, ImageNet's typical size) to a temporary directory, then measures, after
 a warm-up, the images/s of one input pipeline (`bn_zoo.data.imagenet`) at
 224×224: training (fused decode-and-crop, flip, photometric distortions) in
-float32 and bfloat16, and evaluation. Issue 5's target: the training pipeline
+float32 and bfloat16, and evaluation. The target: the training pipeline
 must deliver more images/s than BN-Inception trains on this CPU; the model's
-rates are taken from issue 5 (override them with the flags).
+rates are earlier measurements of benchmarks/inception_speed.py (override them
+with the flags).
 
     python benchmarks/input_pipeline.py [--num_images 2000] [--batches 30]
 """
@@ -18,6 +19,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import machine  # noqa: E402  (benchmarks/, the script's directory)
 from bn_zoo.data import imagenet, tfrecords  # noqa: E402
 
 
@@ -43,10 +45,11 @@ def main():
     parser.add_argument("--warmup", type=int, default=5, help="Batches before timing.")
     parser.add_argument("--batches", type=int, default=30, help="Timed batches.")
     parser.add_argument("--model_float32", type=float, default=13.4,
-                        help="BN-Inception training images/s in float32 (issue 5).")
+                        help="BN-Inception training images/s in float32 (inception_speed.py).")
     parser.add_argument("--model_bfloat16", type=float, default=18.9,
-                        help="BN-Inception training images/s in mixed_bfloat16 (issue 5).")
+                        help="BN-Inception training images/s in mixed_bfloat16 (inception_speed.py).")
     args = parser.parse_args()
+    print(machine.describe())
 
     with tempfile.TemporaryDirectory() as data_dir:
         start = time.perf_counter()
@@ -75,9 +78,11 @@ def main():
                 dataset = dataset.repeat()
             rate = images_per_second(dataset, args.batch_size, args.warmup, args.batches)
             print(f"{name:34s}{rate:12.1f}{model_rate:13.1f}{rate / model_rate:7.1f}x")
-        print("\nTarget (issue 5): the training pipeline's images/s above the model's "
-              "(ratio > 1). The model rates are issue 5's measurements of BN-Inception "
-              "training on this CPU; the pipeline and the model share the CPU in training.")
+        print("\nTarget: the training pipeline's images/s above the model's "
+              "(ratio > 1). The model rates are benchmarks/inception_speed.py's measurements "
+              "of BN-Inception training on this CPU; the pipeline and the model share the "
+              "CPU in training.")
+        print(machine.load_average())
 
 
 if __name__ == "__main__":

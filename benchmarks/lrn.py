@@ -23,6 +23,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import machine  # noqa: E402  (benchmarks/, the script's directory)
 from bn_zoo.models import lrn  # noqa: E402
 
 SHAPES = [(32, 56, 56, 64), (32, 56, 56, 192)]
@@ -44,6 +45,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
+    print(machine.describe())
     print(f"{'shape':>20}  {'keras.ops ms':>12}  {'tf.nn kernel ms':>15}  {'ratio':>6}")
     for shape in SHAPES:
         x = tf.constant(np.random.default_rng(0).normal(0, 1, shape), tf.float32)
@@ -59,6 +61,7 @@ def main():
                 record.append(time.perf_counter() - start)
         ours, kernel = (statistics.median(t) * 1e3 for t in times)
         print(f"{str(shape):>20}  {ours:12.1f}  {kernel:15.1f}  {ours / kernel:5.2f}x")
+    print(machine.load_average())
 
 
 if __name__ == "__main__":

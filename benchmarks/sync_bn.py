@@ -6,7 +6,7 @@ Splits the CPU into 2 logical devices, builds BN-Inception (depth multiplier
 all-reduces), with `synchronized=False` and `synchronized=True`, and trains
 each with SGD on random batches of 16 (8 per replica). Prints, from one run:
 the first step (trace and run), the median steady step, and the collective
-ops in one step's graph, per BN layer per replica. Targets (issue 13):
+ops in one step's graph, per BN layer per replica. Targets:
 ≤ 2 collectives per BN layer per replica per step (one forward, one
 backward); first step ≤ 1.5× and steady step ≤ 1.25× the unsynchronized.
 
@@ -39,6 +39,7 @@ import keras  # noqa: E402
 
 import bn_zoo  # noqa: E402
 from bn_zoo import population  # noqa: E402
+import machine  # noqa: E402  (benchmarks/, the script's directory)
 
 
 def build(strategy, synchronized, input_shape, depth_multiplier):
@@ -115,7 +116,8 @@ def main():
         results[synchronized] = (first, statistics.median(times)) + collectives_per_layer(
             model, step, next(iterator))
 
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}; BN-Inception depth "
+    print(machine.describe())
+    print(f"BN-Inception depth "
           f"0.25, 64x64, global batch {batch}, MirroredStrategy on {REPLICAS} logical "
           f"CPUs, median of {args.steps} steps\n")
     print(f"{'':20s} {'first step s':>13s} {'steady step s':>14s} {'collectives':>12s} "

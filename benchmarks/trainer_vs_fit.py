@@ -25,7 +25,8 @@ from bn_zoo import training
 from bn_zoo.data import mnist
 from bn_zoo.models import preprocess_input
 from bn_zoo.training import modeling, optimizers, summaries
-from configs import mnist_mlp
+from configs import mnist as mnist_configs
+import machine  # benchmarks/, the script's directory
 
 
 def ours(config, steps):
@@ -62,10 +63,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=5000, help="training steps per run")
     args = parser.parse_args()
+    print(machine.describe())
     print(f"{'network':8} {'ours steps/s':>13} {'fit steps/s':>12} {'ratio':>6}   ({args.steps:,} steps each)")
     for name in ("mlp", "bn_mlp"):
-        theirs = fit(mnist_mlp.mnist_config(name), args.steps)
-        mine = ours(mnist_mlp.mnist_config(name), args.steps)
+        theirs = fit(mnist_configs.mnist_config(name), args.steps)
+        mine = ours(mnist_configs.mnist_config(name), args.steps)
         print(f"{name:8} {mine:13.0f} {theirs:12.0f} {mine / theirs:5.2f}x", flush=True)
 
 

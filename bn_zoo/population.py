@@ -10,16 +10,20 @@ size m (m' = m·p·q for convolutions) run through the *training* network:
 `estimate` does exactly that for every `bn_zoo.layers.BatchNormalization` in a
 model, without changing any trainable weight or moving average. It takes the
 data `model.fit` takes (arrays with a `batch_size`, `tf.data.Dataset`,
-`keras.utils.PyDataset`, generators), through Keras' own data adapters.
+`keras.utils.PyDataset`, generators), each handled explicitly here.
 `bn_zoo.callbacks.PopulationStatistics` runs it inside `fit`.
 """
 
 import contextlib
+import itertools
+import sys
+import types
 import weakref
 
 import keras
 import numpy as np
 
+from bn_zoo import population_checks
 from bn_zoo.layers.batch_normalization import (
     INFERENCE_STATISTICS,
     BatchNormalization,
@@ -91,12 +95,15 @@ def estimate(model, data, num_batches=None, activate=True, *, batch_size=None,
             integer; arrays or an unbatched dataset without `batch_size`;
             endless data without `num_batches`; data that runs out before
             `num_batches`; a model with no BN layer to estimate (or only
-            frozen ones, without `include_frozen`). Nothing is changed.
+            frozen ones, without `include_frozen`); a distributed dataset
+            (pass the plain one) or batches that do not fit the model's
+            inputs (`bn_zoo.population_checks`). Nothing is changed.
     """
     num_batches = _check_positive("num_batches", num_batches)
     batch_size = _check_positive("batch_size", batch_size)
     layers = _layers_to_estimate(model, include_frozen)
     frozen = [layer for layer in layers if not layer.trainable]
+    population_checks.check_not_distributed(data)
     batches, endless = _batches(model, data, batch_size, shuffle)
     if num_batches is None and endless:
         raise ValueError(
@@ -195,7 +202,12 @@ def _accumulate(model, layers, batches, num_batches):
     for batch in batches:
         x = keras.utils.unpack_x_y_sample_weight(batch)[0] if isinstance(
             batch, (tuple, list)) else batch
-        for layer_id, mean, variance, count in zip(*step(x)):
+        population_checks.check_batch(model, x, seen + 1)
+        try:
+            statistics = step(x)
+        except (ValueError, TypeError) as error:
+            raise population_checks.call_error(model, x, seen + 1, error) from error
+        for layer_id, mean, variance, count in zip(*statistics):
             i = index.get(int(layer_id))
             if i is None:
                 continue
@@ -223,68 +235,118 @@ def _accumulate(model, layers, batches, num_batches):
 
 
 def _batches(model, data, batch_size, shuffle):
-    """(an iterable of batches, whether it is endless)."""
-    from keras.src.trainers import data_adapters
-
-    tf_dataset = data_adapters.is_tf_dataset(data)
-    if tf_dataset:
+    """(an iterable of batches, whether it is endless), for each form of
+    `data` that `estimate` takes."""
+    tf = sys.modules.get("tensorflow")  # A tf.data.Dataset exists only if it is imported.
+    if tf is not None and isinstance(data, tf.data.Dataset):
         data = _batched_dataset(model, data, batch_size)
-    elif isinstance(data, list) and batch_size is None:
+        endless = int(data.cardinality()) == tf.data.INFINITE_CARDINALITY
+        if keras.backend.backend() != "tensorflow":
+            return data.as_numpy_iterator(), endless
+        return data, endless
+    if isinstance(data, list) and batch_size is None:
         return data, False  # A list of batches.
-    elif _is_arrays(data):
+    if _is_arrays(data):
         if batch_size is None:
             raise ValueError(
                 "Arrays need `batch_size=`: the training mini-batch size m the "
                 "statistics are averaged over (Algorithm 2 runs training "
                 "mini-batches through the training network)."
             )
-        x, y, sample_weight = data, None, None
-        if isinstance(data, tuple) and len(data) in (2, 3):
-            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        adapter = data_adapters.get_data_adapter(
-            x, y, sample_weight, batch_size=batch_size, shuffle=shuffle)
-        return _adapter_batches(adapter), False
-    elif not _is_keras_data(data):
-        # Any other iterable of batches (an iterator, a distributed dataset...).
-        if not hasattr(data, "__iter__"):
-            raise TypeError(
-                f"`data` must be arrays, a tf.data.Dataset, a PyDataset, a generator "
-                f"or an iterable of batches; received {type(data).__name__}."
-            )
-        return data, False
-    adapter = data_adapters.get_data_adapter(data)
-    if tf_dataset:
-        import tensorflow as tf
-
-        cardinality = getattr(data, "cardinality", None)
-        endless = callable(cardinality) and int(cardinality()) == tf.data.INFINITE_CARDINALITY
-    else:
-        endless = adapter.num_batches is None and isinstance(data, keras.utils.PyDataset)
-    return _adapter_batches(adapter), endless
-
-
-def _adapter_batches(adapter):
-    if keras.backend.backend() == "tensorflow":
-        return adapter.get_tf_dataset()
-    return adapter.get_numpy_iterator()
+        return _array_batches(data, batch_size, shuffle), False
+    if isinstance(data, keras.utils.PyDataset):
+        return _py_dataset_batches(data), data.num_batches is None
+    if isinstance(data, types.GeneratorType) or _is_torch_dataloader(data):
+        return _backend_batches(data), False
+    if not hasattr(data, "__iter__"):
+        raise TypeError(
+            f"`data` must be arrays, a tf.data.Dataset, a PyDataset, a generator "
+            f"or an iterable of batches; received {type(data).__name__}."
+        )
+    # Any other iterable of batches (an iterator...; a distributed dataset
+    # was refused above).
+    return data, False
 
 
 def _is_arrays(data):
-    from keras.src.trainers.data_adapters import array_data_adapter
-
+    """Whether `data` is an array (NumPy, a tensor of any backend, pandas) or
+    a non-empty list, tuple or dict of them."""
     if isinstance(data, (list, tuple, dict)) and not data:
         return False
-    return array_data_adapter.can_convert_arrays((data,))
+    leaves = keras.tree.flatten(data)
+    return bool(leaves) and all(leaf is None or hasattr(leaf, "__array__") for leaf in leaves)
 
 
-def _is_keras_data(data):
-    import types
+def _to_numpy(array):
+    """A NumPy array of `array`; floats of another width than Keras' floatx
+    become floatx (as `fit` feeds arrays)."""
+    if array is None:
+        return None
+    if hasattr(array, "detach"):  # A torch tensor (maybe requiring grad, or on a GPU).
+        array = array.detach().cpu()
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.floating) and array.dtype != np.dtype(keras.config.floatx()):
+        array = array.astype(keras.config.floatx())
+    return array
 
-    from keras.src.trainers import data_adapters
 
-    return isinstance(data, (keras.utils.PyDataset, types.GeneratorType)) or (
-        data_adapters.is_torch_dataloader(data)
-    )
+def _array_batches(data, batch_size, shuffle):
+    """One pass over arrays `data` (x, or an (x, y[, sample_weight]) tuple)
+    in batches of `batch_size` examples (the last one smaller), in a random
+    order if `shuffle`. Each batch is `(x_batch,)`: labels are not needed."""
+    x = data
+    if isinstance(data, tuple) and len(data) in (2, 3):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        _check_examples(x, y, sample_weight)
+    else:
+        _check_examples(x)
+    x = keras.tree.map_structure(_to_numpy, x)
+    count = len(next(leaf for leaf in keras.tree.flatten(x) if leaf is not None))
+    order = np.random.permutation(count) if shuffle else None
+
+    def batches():
+        for start in range(0, count, batch_size):
+            rows = (slice(start, start + batch_size) if order is None
+                    else order[start:start + batch_size])
+            yield (keras.tree.map_structure(
+                lambda a: None if a is None else a[rows], x),)
+
+    return batches()
+
+
+def _check_examples(*structures):
+    counts = {len(leaf) for structure in structures if structure is not None
+              for leaf in keras.tree.flatten(structure) if leaf is not None}
+    if len(counts) > 1:
+        raise ValueError(
+            "The arrays hold different numbers of examples "
+            f"({', '.join(str(c) for c in sorted(counts))}): x, y and sample_weight "
+            "must have one row per example.")
+
+
+def _py_dataset_batches(data):
+    """The batches of a `keras.utils.PyDataset`, in index order, read in this
+    process (an infinite one, `num_batches` None, without end)."""
+    count = data.num_batches
+    for index in itertools.count() if count is None else range(count):
+        yield data[index]
+
+
+def _is_torch_dataloader(data):
+    torch = sys.modules.get("torch")  # A DataLoader exists only if torch is imported.
+    return torch is not None and isinstance(data, torch.utils.data.DataLoader)
+
+
+def _backend_batches(batches):
+    """`batches` as they come on the PyTorch backend; elsewhere with torch
+    tensors turned into NumPy arrays."""
+    if keras.backend.backend() == "torch":
+        yield from batches
+        return
+    for batch in batches:
+        yield keras.tree.map_structure(
+            lambda leaf: leaf.detach().cpu().numpy() if hasattr(leaf, "detach") else leaf,
+            batch)
 
 
 def _batched_dataset(model, dataset, batch_size):

@@ -2,7 +2,7 @@ r"""Section 3.3's claim that BN permits higher learning rates, on MNIST.
 
     python -m trainers.lr_sweep --config=configs/lr_sweep.py --workdir=workdirs/lr_sweep
 
-Trains the Figure 1 MLP without BN and with BN (configs/mnist_mlp.py, the same
+Trains the Figure 1 MLP without BN and with BN (configs/mnist.py, the same
 seed and data order) at every learning rate of `learning_rates`, each for
 `train.num_train_steps` steps (10,000 = a fifth of the paper's 50,000, so that
 the 18 runs take about 10 minutes on 2 cores). Only the base learning rate
@@ -12,7 +12,7 @@ Override shared settings as --config.train.<field>=value.
 
 import ml_collections
 
-from configs.mnist_mlp import mnist_config
+from bn_zoo.paper.setups import mnist_config
 
 
 def get_config():

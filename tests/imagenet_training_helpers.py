@@ -29,7 +29,7 @@ def write_data(directory, **kwargs):
 
 
 def overrides(data_dir, **extra):
-    """Dotted config fields that shrink configs/imagenet_<model>.py to a
+    """Dotted config fields that shrink configs/imagenet.py:<model> to a
     30-step run of a 0.1-depth Inception on 32x32 images."""
     values = {
         "data.source": "tfrecord",
@@ -55,12 +55,14 @@ def overrides(data_dir, **extra):
 
 
 def config(model="bn_x5", **fields):
-    """configs/imagenet_<model>.py with dotted `fields` set; `model=None`:
+    """configs/imagenet.py:<model> with dotted `fields` set; `model=None`:
     tests/tiny_convnet.py's config (no `depth_multiplier` field)."""
     import importlib
 
-    module = f"configs.imagenet_{model}" if model else "tiny_convnet"
-    c = importlib.import_module(module).get_config()
+    if model:
+        c = importlib.import_module("configs.imagenet").get_config(model)
+    else:
+        c = importlib.import_module("tiny_convnet").get_config()
     if model is None:
         fields.pop("model.kwargs.depth_multiplier", None)
     for key, value in fields.items():
@@ -79,9 +81,9 @@ def flags(fields):
 
 
 def command(model, workdir, fields, *extra, config_file=None):
-    """`python -m trainers.train` with configs/imagenet_<model>.py, or
+    """`python -m trainers.train` with configs/imagenet.py:<model>, or
     `config_file`, and `fields` as flags."""
-    config_file = config_file or os.path.join(ROOT, "configs", f"imagenet_{model}.py")
+    config_file = config_file or os.path.join(ROOT, "configs", "imagenet.py") + f":{model}"
     return [sys.executable, "-m", "trainers.train", f"--config={config_file}",
             f"--workdir={workdir}", *flags(fields), *extra]
 
@@ -114,8 +116,8 @@ def pipeline_config(workdir):
     import json
 
     from bn_zoo import training
-    from bn_zoo.training import imagenet_input
+    from bn_zoo.data import imagenet
 
     with open(os.path.join(workdir, "config.json")) as f:
         saved = training.resolve(json.load(f))
-    return imagenet_input._pipeline_config(saved.data)
+    return imagenet.pipeline_config(saved.data)

@@ -1,6 +1,6 @@
 """Training, moving averages, modes, masks and the inference map of
 `bn_zoo.layers.BatchNormalization`, each against numpy arithmetic or
-`keras.layers.BatchNormalization` (issue 2, behaviours 1, 2, 5 and 9)."""
+`keras.layers.BatchNormalization`."""
 
 import keras
 import numpy as np

@@ -1,6 +1,5 @@
 """`synchronized=True` and moving-statistic aggregation under
-`tf.distribute.MirroredStrategy` on the 2 logical CPUs of conftest.py
-(issue 2, behaviour 4). References: numpy on the concatenated batch, and
+`tf.distribute.MirroredStrategy` on the 2 logical CPUs of conftest.py. References: numpy on the concatenated batch, and
 `keras.layers.BatchNormalization` for gradients."""
 
 import keras

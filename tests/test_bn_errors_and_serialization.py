@@ -1,4 +1,4 @@
-"""Bad input (issue 2, behaviour 7) and config / `.keras` round trips
+"""Bad input and config / `.keras` round trips
 (behaviour 8) of `bn_zoo.layers.BatchNormalization`."""
 
 import keras

@@ -1,4 +1,4 @@
-"""Mixed precision (issue 2, behaviour 6): variables and statistics in
+"""Mixed precision: variables and statistics in
 float32, outputs in the compute dtype, close to a float32 numpy reference."""
 
 import keras

@@ -1,4 +1,4 @@
-"""A training step refused for m' <= 1 changes nothing (issue 10, item 3).
+"""A training step refused for m' <= 1 changes nothing.
 
 Every test snapshots every variable (the model's, the optimizer's, the
 metrics'), runs a step that the layer must refuse, and compares: the refusal
@@ -15,7 +15,7 @@ from bn_zoo.layers import BatchNormalization
 from bn_zoo.training import config as config_lib
 from bn_zoo.training import modeling, optimizers, steps
 from bn_zoo.training import strategy as strategy_lib
-from configs import mnist_bn_mlp
+from configs import mnist as mnist_configs
 
 SINGLE_VALUE = "expected more than 1 value per channel"
 
@@ -124,7 +124,7 @@ def test_under_xla_a_batch_of_one_leaves_the_moving_statistics_as_they_were():
 
 
 def test_the_trainer_loop_refuses_a_dynamic_batch_of_one_per_replica():
-    config = mnist_bn_mlp.get_config()
+    config = mnist_configs.get_config("bn_mlp")
     config.global_batch_size = 4
     config.num_cpu_devices = 2
     config = config_lib.resolve(config)

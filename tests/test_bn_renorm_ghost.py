@@ -1,7 +1,8 @@
 """Batch Renormalization, Ghost Batch Normalization and zero-debiased moving
-averages in `bn_zoo.layers.BatchNormalization` (issue 11 part 1, issue 17
-item 3), against tf_keras's and Keras 3's layers, numpy float64 and
+averages in `bn_zoo.layers.BatchNormalization`, against tf_keras's and Keras 3's layers, numpy float64 and
 TensorFlow's `assign_moving_average(zero_debias=True)`."""
+
+import json
 
 import h5py
 import keras
@@ -343,7 +344,7 @@ def _absl_warnings(monkeypatch):
 
 
 def test_inference_after_few_updates_is_not_silent(monkeypatch):
-    """Issue 17: 100 steps at momentum 0.99 leave the moving averages at 37%
+    """100 steps at momentum 0.99 leave the moving averages at 37%
     of their initial values. Default layers warn, once, when inference uses
     them; zero-debiased ones hold the data's statistics and do not warn."""
     from bn_zoo.data import mnist
@@ -439,6 +440,96 @@ def test_a_virtual_batch_size_that_does_not_divide_the_batch_is_refused():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BatchNormalization(**kwargs)
+
+
+@pytest.mark.parametrize("clipping", [[1, 2], [("rmax", 3.0)], "rmax", (1.0, 3.0)])
+def test_a_renorm_clipping_that_is_not_a_dict_is_refused_as_keras_refuses_it(clipping):
+    """Keras 3 and tf_keras refuse it with a ValueError; so does the layer,
+    saying what it takes instead of failing inside dict()."""
+    for reference in (keras, tf_keras):
+        with pytest.raises(ValueError):
+            reference.layers.BatchNormalization(renorm=True, renorm_clipping=clipping)
+    with pytest.raises(ValueError, match=r"must be a dict with any of the keys 'rmin', "
+                       r"'rmax', 'dmax'.*Received: renorm_clipping="):
+        BatchNormalization(renorm=True, renorm_clipping=clipping)
+
+
+def test_numpy_integers_are_taken_where_python_integers_are():
+    """axis=np.int64(-1) as Keras 3 takes it (tf_keras refuses it), and
+    virtual_batch_size likewise; stored as Python ints, so the config is JSON
+    and the layer computes what the one built with Python ints computes."""
+    x = np.random.default_rng(16).normal(2.0, 3.0, (8, 3, 5)).astype("float32")
+    for axis in (np.int64(-1), np.int32(1)):
+        ours_layer = BatchNormalization(axis=axis, virtual_batch_size=np.int64(4),
+                                        variance_correction="biased")
+        plain = BatchNormalization(axis=int(axis), virtual_batch_size=4,
+                                   variance_correction="biased")
+        config = ours_layer.get_config()
+        assert type(config["axis"]) is int and type(config["virtual_batch_size"]) is int
+        assert json.loads(json.dumps(config))["axis"] == int(axis)
+        np.testing.assert_array_equal(ours_layer(x, training=True), plain(x, training=True))
+        reference = keras.layers.BatchNormalization(axis=axis)
+        np.testing.assert_allclose(
+            BatchNormalization(axis=axis, variance_correction="biased")(x, training=True),
+            reference(x, training=True), **TOL)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(axis=1.0), "single integer"),
+    (dict(axis=[1]), "single integer"),
+    (dict(axis=True), "single integer"),
+    (dict(momentum=None), r"`momentum` must be a number in \[0, 1\].*Received: momentum=None"),
+    (dict(momentum="0.9"), "Received: momentum='0.9'"),
+    (dict(momentum=float("nan")), "Received: momentum=nan"),
+    (dict(epsilon=None), "finite number > 0.*Received: epsilon=None"),
+    (dict(epsilon=float("inf")), "Received: epsilon=inf"),
+    (dict(virtual_batch_size=np.float32(2)), "positive integer"),
+])
+def test_arguments_of_the_wrong_type_name_what_they_take(kwargs, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        BatchNormalization(**kwargs)
+
+
+def test_renorm_moving_variance_differs_from_keras_by_the_initial_stddev():
+    """tf_keras and Keras 3 keep the renorm moving σ in a variable of its own,
+    `moving_stddev`, that starts at √(initial variance) = 1; the layer derives
+    σ from `moving_variance` as √(moving_variance + ε), which starts at
+    √(1 + ε). Both then average the same σ_B, so the σ differ by
+    momentumᵗ·(√(1 + ε) − 1) ≈ momentumᵗ·ε/2 after t updates, and
+    moving_variance = σ² − ε by 2σ·that (docs/layer.md). Fresh layers with
+    default initializers, batches whose mean and scale grow step by step."""
+    kwargs = dict(momentum=MOMENTUM, epsilon=EPSILON, renorm=True,
+                  renorm_momentum=RENORM_MOMENTUM,
+                  renorm_clipping={"rmin": 0.5, "rmax": 2.0, "dmax": 1.5})
+    rng = np.random.default_rng(17)
+    steps = 6
+    data = [(3 * i + (1 + i) * rng.normal(size=(16, 5, 5, 3))).astype("float32")
+            for i in range(steps)]
+    layer = BatchNormalization(variance_correction="biased", **kwargs)
+    references = {"tf_keras": tf_keras.layers.BatchNormalization(**kwargs),
+                  "keras": keras.layers.BatchNormalization(**kwargs)}
+    started = {name: module.layers.BatchNormalization(**kwargs)
+               for name, module in (("tf_keras", tf_keras), ("keras", keras))}
+    for name, reference in started.items():  # Keras' σ started where ours starts.
+        reference.build(data[0].shape)
+        reference.moving_stddev.assign(np.full(3, np.sqrt(1.0 + EPSILON), "float32"))
+    for x in data:
+        y = np.asarray(layer(x, training=True))
+        for reference in [*references.values(), *started.values()]:
+            np.testing.assert_allclose(y, reference(x, training=True), **TOL)
+    offset = MOMENTUM**steps * (np.sqrt(1.0 + EPSILON) - 1.0)
+    for name, reference in references.items():
+        for stat in ("moving_mean", "renorm_mean", "renorm_stddev"):
+            np.testing.assert_allclose(statistic(layer, stat), statistic(reference, stat),
+                                       **TOL, err_msg=f"{name} {stat}")
+        sigma = np.sqrt(statistic(reference, "moving_variance").astype(np.float64) + EPSILON)
+        difference = statistic(layer, "moving_variance") - statistic(reference, "moving_variance")
+        np.testing.assert_allclose(difference, 2 * sigma * offset + offset**2, rtol=0.02,
+                                   err_msg=name)
+        assert np.all(difference > 1e-3)  # The issue's size: 1.2e-3 here, not within 2e-5.
+        np.testing.assert_allclose(statistic(layer, "moving_variance"),
+                                   statistic(started[name], "moving_variance"), **TOL,
+                                   err_msg=f"{name}, σ started at √(1 + ε)")
 
 
 def test_a_mask_with_virtual_batches_is_refused():

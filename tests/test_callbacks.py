@@ -1,5 +1,4 @@
-"""`bn_zoo.callbacks.PopulationStatistics` inside `model.fit` (issue 17,
-items 2 and 3): Keras' own `val_loss` at every epoch against a numpy
+"""`bn_zoo.callbacks.PopulationStatistics` inside `model.fit`: Keras' own `val_loss` at every epoch against a numpy
 evaluation with numpy population statistics of that epoch's weights, and a
 convnet trained for 100 steps on real MNIST that must not sit at chance."""
 
@@ -105,7 +104,7 @@ def test_bad_arguments(kwargs, error):
 
 
 def test_a_convnet_after_100_steps_is_not_at_chance():
-    """Issue 17, item 3: 100 Adam steps of batch 128 with the default momentum
+    """100 Adam steps of batch 128 with the default momentum
     0.99 leave the moving averages far behind the weights (13.7% on these
     2,000 test images when measured, near chance); with the callback, the
     model fit returns predicts with Algorithm 2's statistics. Real MNIST."""

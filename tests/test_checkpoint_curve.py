@@ -26,9 +26,9 @@ def workdir(tmp_path_factory):
     if not os.environ.get("TFDS_DATA_DIR"):
         pytest.skip("needs MNIST prepared for TFDS ($TFDS_DATA_DIR)")
     from bn_zoo import training
-    from configs import mnist_bn_mlp
+    from configs import mnist as mnist_configs
 
-    config = mnist_bn_mlp.get_config()
+    config = mnist_configs.get_config("bn_mlp")
     config.num_train_steps = 40
     config.eval_every_steps = config.steps_per_loop = config.log_every_steps = 20
     config.checkpoint_every_steps = 20
@@ -72,7 +72,7 @@ def test_a_config_edited_after_training_is_refused(workdir, tmp_path, monkeypatc
     main calls `curve` (the command line: the test below)."""
     from bn_zoo.training import cli
     from file_tree import snapshot
-    from trainers.checkpoint_curve import curve
+    from bn_zoo.paper.checkpoint_curve import curve
 
     edited = tmp_path / "edited"
     shutil.copytree(workdir, edited, ignore=shutil.ignore_patterns("checkpoint_curve.csv"))

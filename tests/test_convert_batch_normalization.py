@@ -1,5 +1,5 @@
 """`bn_zoo.layers.convert_batch_normalization` on Keras models built with
-`keras.layers.BatchNormalization` (issue 11, part 3). The references are
+`keras.layers.BatchNormalization`. The references are
 the original models running Keras' own layer, and numpy."""
 
 import keras

@@ -13,10 +13,7 @@ import numpy as np
 import pytest
 
 import bn_zoo
-from bn_zoo import convert
-from bn_zoo.convert import releases
-from bn_zoo.models import inception_variants, preprocess_input
-from bn_zoo.models import weights as weights_lib
+from bn_zoo.models import catalogue, hub, inception_variants, preprocess_input, releases
 from release_references import assert_close, caffe_release
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
@@ -65,12 +62,12 @@ def test_convert_command_writes_weights_whose_stem_blocks_and_logits_match_the_p
 
 @pytest.fixture
 def registered(release, tmp_path, monkeypatch):
-    monkeypatch.setattr(weights_lib, "CACHE_DIR", str(tmp_path / "cache"))
-    key = ("bn_inception", "imagenet_caffe")
+    monkeypatch.setattr(hub, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalogue, "_MODELS", dict(catalogue._MODELS))  # undone after the test
     name = os.path.basename(release[0])
-    entry = dataclasses.replace(weights_lib.WEIGHTS[key], file_name=name,
-                                origin=f"file://{release[0]}")
-    monkeypatch.setitem(weights_lib.WEIGHTS, key, entry)
+    entry = dataclasses.replace(catalogue.weights_of("bn_inception")["imagenet_caffe"],
+                                file_name=name, origin=f"file://{release[0]}")
+    catalogue.register_weights("bn_inception", "imagenet_caffe", entry)
     return entry, tmp_path / "cache"
 
 
@@ -89,7 +86,7 @@ def test_registered_weights_fetch_verify_convert_and_cache(registered, release, 
     expected = keras.ops.softmax(reference["logits"]).numpy()
     assert_close(_run(seen["model"], images), expected, "probabilities")
     assert (cache / "models/bn_zoo/bn_inception_imagenet_caffe_1000.weights.h5").is_file()
-    assert weights_lib.preprocessing_of("bn_inception", "imagenet_caffe") == "caffe_bn_inception"
+    assert catalogue.preprocessing_of("bn_inception", "imagenet_caffe") == "caffe_bn_inception"
 
 
 def test_a_file_that_fails_its_hash_prefix_is_refused_and_deleted(registered, tmp_path, monkeypatch, release):
@@ -97,13 +94,13 @@ def test_a_file_that_fails_its_hash_prefix_is_refused_and_deleted(registered, tm
     data = open(release[0], "rb").read()
     bad = tmp_path / entry.file_name
     bad.write_bytes(data[: len(data) - 1000])  # truncated download, same name
-    monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_inception", "imagenet_caffe"),
-                        dataclasses.replace(entry, origin=f"file://{bad}"))
+    catalogue.register_weights("bn_inception", "imagenet_caffe",
+                               dataclasses.replace(entry, origin=f"file://{bad}"))
     # What create_model(weights="imagenet_caffe") calls after building the
     # network (test_registered_weights_fetch_verify_convert_and_cache goes
     # through create_model); the refusal is this function's.
-    with pytest.raises(convert.ConversionError, match="truncated or corrupted"):
-        releases.fetch_converted("bn_inception", "imagenet_caffe", 1000)
+    with pytest.raises(releases.ConversionError, match="truncated or corrupted"):
+        hub.fetch_converted("bn_inception", "imagenet_caffe", 1000)
     assert [p for p in cache.rglob("*") if p.is_file()] == []
 
 
@@ -111,8 +108,8 @@ def test_a_truncated_file_without_hash_prefix_is_refused(release, tmp_path):
     data = open(release[0], "rb").read()
     bad = tmp_path / "bn_inception.pth"
     bad.write_bytes(data[: len(data) // 2])
-    with pytest.raises(convert.ConversionError, match="torch.load"):
-        convert.from_caffe_torch(str(bad))
+    with pytest.raises(releases.ConversionError, match="torch.load"):
+        releases.from_caffe_torch(str(bad))
 
 
 def test_another_state_dict_is_refused(tmp_path):
@@ -120,8 +117,8 @@ def test_another_state_dict_is_refused(tmp_path):
 
     path = tmp_path / "other.pth"
     torch.save({"fc.weight": torch.zeros(3, 4)}, path)
-    with pytest.raises(convert.ConversionError, match="not the Caffe BN-Inception"):
-        convert.from_caffe_torch(str(path), input_shape=(64, 64, 3), include_top=False)
+    with pytest.raises(releases.ConversionError, match="not the Caffe BN-Inception"):
+        releases.from_caffe_torch(str(path), input_shape=(64, 64, 3), include_top=False)
 
 
 @pytest.mark.parametrize(
@@ -147,4 +144,4 @@ def test_sides_the_caffe_network_cannot_take_are_refused():
 def test_missing_torch_gets_an_install_hint(release, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"bn_zoo\[torch\]"):
-        convert.from_caffe_torch(release[0])
+        releases.from_caffe_torch(release[0])

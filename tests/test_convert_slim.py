@@ -16,10 +16,7 @@ import numpy as np
 import pytest
 
 import bn_zoo
-from bn_zoo import convert
-from bn_zoo.convert import releases
-from bn_zoo.models import inception_variants
-from bn_zoo.models import weights as weights_lib
+from bn_zoo.models import catalogue, hub, inception_variants, releases
 from release_references import assert_close, slim_release
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
@@ -110,23 +107,28 @@ def test_v2_checkpoint_prefix_backbone_only_and_pyramid(tmp_path, release):
         tar.extractall(tmp_path / "v1")
     prefix = _resave_as_v2(str(tmp_path / "v1" / "inception_v2.ckpt"), str(tmp_path))
     assert os.path.exists(prefix + ".index")
-    model = convert.from_slim(prefix, include_top=False, features="pyramid",
+    model = releases.from_slim(prefix, include_top=False, features="pyramid",
                               input_shape=(None, None, 3))
     assert "predictions" not in {layer.name for layer in model.layers}
     ours = _run(model, images)
     assert list(ours) == ["Mixed_3c", "Mixed_4e", "Mixed_5c"]
     for name, value in ours.items():
         assert_close(value, reference[name], name)
+    # An early end point: the whole network is converted, then cut.
+    early = releases.from_slim(prefix, include_top=False, features=["Mixed_3b"],
+                               input_shape=(None, None, 3))
+    assert_close(_run(early, images)["Mixed_3b"], reference["Mixed_3b"], "Mixed_3b")
 
 
 @pytest.fixture
 def registered(release, tmp_path, monkeypatch):
     """The registered "imagenet" entry pointed at the random release."""
     archive = release[0]
-    monkeypatch.setattr(weights_lib, "CACHE_DIR", str(tmp_path / "cache"))
-    key = ("bn_inception", "imagenet")
-    entry = dataclasses.replace(weights_lib.WEIGHTS[key], origin=f"file://{archive}")
-    monkeypatch.setitem(weights_lib.WEIGHTS, key, entry)
+    monkeypatch.setattr(hub, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalogue, "_MODELS", dict(catalogue._MODELS))  # undone after the test
+    entry = dataclasses.replace(catalogue.weights_of("bn_inception")["imagenet"],
+                                origin=f"file://{archive}")
+    catalogue.register_weights("bn_inception", "imagenet", entry)
     return entry, tmp_path / "cache"
 
 
@@ -144,14 +146,14 @@ def test_registered_imagenet_weights_fetch_convert_once_and_cache(
     # classes=None for include_top=False.
     release_file = cache / "models/bn_zoo/releases/inception_v2_2016_08_28.tar.gz"
     os.remove(release_file)
-    monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_inception", "imagenet"),
-                        dataclasses.replace(entry, origin="file:///nonexistent.tar.gz"))
+    catalogue.register_weights("bn_inception", "imagenet",
+                               dataclasses.replace(entry, origin="file:///nonexistent.tar.gz"))
     converted = cache / "models/bn_zoo/bn_inception_imagenet_1000.weights.h5"
     stamp = converted.stat().st_mtime_ns
     for classes in (1000, None):
-        assert releases.fetch_converted("bn_inception", "imagenet", classes) == str(converted)
+        assert hub.fetch_converted("bn_inception", "imagenet", classes) == str(converted)
     assert converted.stat().st_mtime_ns == stamp and not release_file.exists()
-    assert bn_zoo.models.weights.preprocessing_of("bn_inception", "imagenet") == "inception"
+    assert catalogue.preprocessing_of("bn_inception", "imagenet") == "inception"
 
 
 @pytest.mark.parametrize("damage", ["truncated", "no_checkpoint"])
@@ -166,14 +168,14 @@ def test_a_bad_download_is_refused_and_leaves_no_cache_entry(
         (tmp_path / "README").write_text("no checkpoint here")
         with tarfile.open(bad, "w:gz") as tar:
             tar.add(tmp_path / "README", arcname="README")
-    monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_inception", "imagenet"),
-                        dataclasses.replace(entry, origin=f"file://{bad}"))
+    catalogue.register_weights("bn_inception", "imagenet",
+                               dataclasses.replace(entry, origin=f"file://{bad}"))
     message = "truncated" if damage == "truncated" else "not the TF-slim inception_v2 release"
     # What create_model(weights="imagenet") calls after building the network
     # (test_registered_imagenet_weights_fetch_convert_once_and_cache goes
     # through create_model); the refusal is this function's.
-    with pytest.raises(convert.ConversionError, match=message):
-        releases.fetch_converted("bn_inception", "imagenet", 1000)
+    with pytest.raises(releases.ConversionError, match=message):
+        hub.fetch_converted("bn_inception", "imagenet", 1000)
     left = [p for p in cache.rglob("*") if p.is_file()]
     assert left == []
 
@@ -197,11 +199,11 @@ def test_arguments_that_conflict_with_the_weights_are_refused(kwargs, match):
 
 def test_wrong_class_count_and_wrong_file_are_refused(release, tmp_path):
     with pytest.raises(ValueError, match="1000, 1001"):
-        convert.from_slim(release[0], classes=10)
+        releases.from_slim(release[0], classes=10)
     bogus = tmp_path / "inception_v2.ckpt"
     bogus.write_bytes(b"not a checkpoint")
-    with pytest.raises(convert.ConversionError, match="cannot be read"):
-        convert.from_slim(str(bogus))
+    with pytest.raises(releases.ConversionError, match="cannot be read"):
+        releases.from_slim(str(bogus))
 
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -4,6 +4,7 @@ ensemble; how members are named, paired and refused."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -13,9 +14,8 @@ import tensorflow as tf
 
 import bn_zoo
 import imagenet_training_helpers as helpers
-from bn_zoo import evaluation, training
+from bn_zoo import evaluation, runs, training
 from bn_zoo.training import modeling
-from bn_zoo.training import workdir as workdir_lib
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
@@ -49,7 +49,7 @@ def workdir(tmp_path_factory, data_dir):
     checkpoint = tf.train.Checkpoint(model=model)
     tf.train.CheckpointManager(checkpoint, os.path.join(path, "checkpoints"),
                                max_to_keep=1).save(checkpoint_number=30)
-    workdir_lib.write_json(os.path.join(path, "config.json"), training.config.to_dict(config))
+    runs.write_json(os.path.join(path, "config.json"), training.config.to_dict(config))
     return path, [w.numpy() for w in model.weights]
 
 
@@ -76,11 +76,15 @@ def test_cli_ensemble_of_a_weights_file_and_a_workdir(data_dir, weights_file, wo
     assert [row["name"] for row in written["models"]] == names
     assert written["ensemble"]["name"] == "ensemble"
     assert (written["protocol"], written["image_size"], written["num_images"]) == (10, SIZE, 6)
-    lines = result.stdout.splitlines()
+    # Progress on stderr (time-stamped), the table on stdout.
+    stamp = r"^\[\d+:\d\d:\d\d\] "
+    lines = [re.sub(stamp, "", line) for line in result.stderr.splitlines()
+             if re.match(stamp, line)]
     assert lines[0] == f"Loading bn_inception ({weights_file})"
     assert lines[1] == f"Loading {workdir}"
     assert lines[2].startswith("Evaluating 2 model(s) and their ensemble on ")
-    table = result.stdout[result.stdout.index("10 crops (shorter side"):]
+    assert result.stdout.startswith("10 crops (shorter side")
+    table = result.stdout
     for row in written["models"] + [written["ensemble"]]:
         assert f"{row['name']}" in table and f"{row['top5']:6.2%}" in table
     assert "WARNING" not in result.stdout

@@ -56,6 +56,9 @@ EXPORTS = {
 # layer kinds (LRN, dropout, sigmoid, moving statistics); their ONNX files
 # (tests/test_export_formats.py) check the same folding once more.
 KINDS = {"bn_mlp": tuple(EXPORTS), "bn_inception": ("folded", "folded_variables", "unfolded")}
+# The MLP is exported with these class names (the others without: indices).
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+               "nine")
 
 
 def kinds_of(model):
@@ -96,7 +99,10 @@ for job in jobs:
         continue
     results[job["id"]] = {"outputs": sorted(outputs)}
     for key, value in outputs.items():
-        arrays[job["id"] + "/" + key] = value.numpy()
+        value = value.numpy()
+        if value.dtype == object:  # Strings: saved as unicode, not pickled objects.
+            value = np.char.decode(value.astype(np.bytes_), "utf-8")
+        arrays[job["id"] + "/" + key] = value
 
 def spec(t):
     return [t.dtype.name, None if t.shape.rank is None else t.shape.as_list()]
@@ -177,11 +183,12 @@ class _Jobs:
             self.expected[job_id] = reference
 
 
-def _export_all(model, directory, name, preprocessing):
+def _export_all(model, directory, name, preprocessing, class_names=None):
     """{kind: path} of `model`'s exports, one per kind of `kinds_of(name)`."""
     return {
         kind: export_model(
-            model, str(directory / name / kind), preprocessing, top_k=TOP_K, **EXPORTS[kind]
+            model, str(directory / name / kind), preprocessing, top_k=TOP_K,
+            class_names=class_names, **EXPORTS[kind]
         )
         for kind in kinds_of(name)
     }
@@ -200,7 +207,7 @@ def _add_mnist_jobs(jobs, root, paths):
     reference = _predict(mlp, images / 255.0)
     as_float = jobs.array("mnist_f32", images.astype("float32"))
     as_uint8 = jobs.array("mnist_u8", images)
-    for kind, path in _export_all(mlp, root, "bn_mlp", "mnist").items():
+    for kind, path in _export_all(mlp, root, "bn_mlp", "mnist", DIGIT_NAMES).items():
         paths[f"bn_mlp/{kind}"] = path
         jobs.add(f"bn_mlp/{kind}/float", path, "serving_default", {"images": as_float}, reference)
         jobs.add(f"bn_mlp/{kind}/uint8", path, "serving_uint8", {"images": as_uint8}, reference)
@@ -309,7 +316,7 @@ def served(tmp_path_factory):
 def _outputs(served, job_id):
     result = served["report"]["results"][job_id]
     assert "error" not in result, result
-    names = ("probabilities", "classes", "scores")
+    names = ("probabilities", "classes", "scores", "class_names")
     return {name: served["outputs"][f"{job_id}/{name}"] for name in names}
 
 
@@ -339,6 +346,35 @@ def test_served_probabilities_match_keras(served, model, fold):
         )
         kth = np.sort(out["probabilities"], axis=1)[:, ::-1][:, :TOP_K]
         np.testing.assert_array_equal(out["scores"], kth)
+
+
+def test_served_class_names_are_those_of_the_classes(served):
+    """Every signature returns `class_names` beside `classes`: the MLP's the
+    names it was exported with, at Keras' own top classes; the Inception
+    networks, exported without names, the class indices."""
+    for model in ("bn_mlp",) + INCEPTION_VARIANTS:
+        for kind in kinds_of(model):
+            calls = ("float", "uint8") if model == "bn_mlp" else ("float", "uint8", "bytes")
+            for call in calls:
+                job_id = f"{model}/{kind}/{call}"
+                out = _outputs(served, job_id)
+                names = DIGIT_NAMES if model == "bn_mlp" else [str(i) for i in range(CLASSES)]
+                expected = np.asarray(names)[out["classes"]]
+                np.testing.assert_array_equal(out["class_names"], expected, err_msg=job_id)
+                # Top-1 against Keras' own argmax, where it is not a near tie.
+                reference = served["expected"][job_id]
+                ordered = np.sort(reference, axis=1)
+                clear = ordered[:, -1] - ordered[:, -2] > 1e-4
+                np.testing.assert_array_equal(
+                    out["class_names"][clear, 0],
+                    np.asarray(names)[reference.argmax(1)][clear], err_msg=job_id)
+
+
+def test_saved_models_hold_labels_txt_as_an_asset(served):
+    for key, path in served["paths"].items():
+        names = DIGIT_NAMES if key.startswith("bn_mlp/") else [str(i) for i in range(CLASSES)]
+        with open(os.path.join(path, "assets", "labels.txt"), encoding="utf-8") as f:
+            assert f.read() == "".join(f"{n}\n" for n in names), key
 
 
 def test_trained_mlp_classifies_real_digits(served):
@@ -374,6 +410,7 @@ def test_signature_names_dtypes_and_shapes(served):
         "probabilities": ["float32", [None, CLASSES]],
         "classes": ["int64", [None, TOP_K]],
         "scores": ["float32", [None, TOP_K]],
+        "class_names": ["string", [None, TOP_K]],
     }
     mlp = info[served["paths"]["bn_mlp/folded"]]["signatures"]
     assert sorted(mlp) == ["serving_default", "serving_uint8"]

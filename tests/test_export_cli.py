@@ -16,7 +16,7 @@ from bn_zoo import export, training
 from bn_zoo.data import mnist
 from bn_zoo.export import exporter, signatures
 from bn_zoo.layers import BatchNormalization
-from configs import mnist_bn_mlp
+from configs import mnist as mnist_configs
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
@@ -169,7 +169,7 @@ def test_cli_errors_exit_nonzero_and_write_nothing(tmp_path):
 def trained_workdir(tmp_path_factory):
     """A real 40-step BN-MLP run that ends with population statistics."""
     workdir = str(tmp_path_factory.mktemp("bn_mlp_run"))
-    config = mnist_bn_mlp.get_config()
+    config = mnist_configs.get_config("bn_mlp")
     config.num_train_steps = 40
     config.steps_per_loop = config.log_every_steps = 20
     config.eval_every_steps = config.checkpoint_every_steps = 40
@@ -202,6 +202,39 @@ def test_cli_exports_a_trained_workdir(trained_workdir, tmp_path):
     assert served["classes"].shape == (100, 2)
 
 
+def test_workdir_exports_carry_the_recorded_class_names(trained_workdir, tmp_path):
+    """A run's labels.txt names its classes in every export; a run without
+    one, trained on MNIST, gets the model's label set (the digits); a
+    labels.txt whose count differs from the outputs is refused, nothing
+    written."""
+    import shutil
+
+    workdir = tmp_path / "run"
+    shutil.copytree(trained_workdir, workdir)
+    plain = export.export_workdir(str(workdir), str(tmp_path / "plain"), format="onnx")
+    assert export.read_class_names(plain) == tuple("0123456789")
+
+    names = [f"digit {w}" for w in ("zero", "one", "two", "three", "four", "five", "six",
+                                    "seven", "eight", "nine")]
+    (workdir / "labels.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+    path = export.export_workdir(str(workdir), str(tmp_path / "named"), top_k=3)
+    images, _ = mnist.load("test", os.environ.get("TFDS_DATA_DIR"))
+    images = images[:50].reshape(-1, 28, 28, 1)
+    served = tf.saved_model.load(path).signatures["serving_uint8"](
+        images=tf.constant(images.astype("uint8")))
+    expected = np.asarray(training.restore_model(str(workdir))(
+        images.astype("float32") / 255.0, training=False))
+    served_names = served["class_names"].numpy().astype(str)
+    np.testing.assert_array_equal(served_names[:, 0], np.asarray(names)[expected.argmax(1)])
+    onnx_path = export.export_workdir(str(workdir), str(tmp_path / "named"), format="onnx")
+    assert export.read_class_names(onnx_path) == tuple(names)
+
+    (workdir / "labels.txt").write_text("cat\ndog\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="2 class names for model .* 10 outputs"):
+        export.export_workdir(str(workdir), str(tmp_path / "wrong"))
+    assert not (tmp_path / "wrong").exists()
+
+
 def test_cli_exports_a_trained_workdir_as_int8_litert(trained_workdir, tmp_path):
     """--format=litert --quantize=int8 on a workdir: calibrated on the run's
     own training data (config.data), written atomically as model.tflite,
@@ -213,7 +246,8 @@ def test_cli_exports_a_trained_workdir_as_int8_litert(trained_workdir, tmp_path)
                          "--format=litert", "--quantize=int8", "--calibration_steps=5")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == str(base / "1")
-    assert _listing(base) == ["1", os.path.join("1", "model.tflite")]
+    assert _listing(base) == ["1", os.path.join("1", "labels.txt"),
+                              os.path.join("1", "model.tflite")]
     assert "int8 litert" in result.stderr
 
     interpreter = Interpreter(model_path=str(base / "1" / "model.tflite"))

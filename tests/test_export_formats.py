@@ -45,8 +45,11 @@ ONNX_IMAGES = 1000  # The ONNX check: the first 1,000 MNIST test images.
 # allows that, 10x below any folding error (> 1e-2·p).
 ATOL = 1e-5
 INCEPTION_RTOL = 1e-3
-INT8_MAX_ACCURACY_DROP = 0.005  # Issue 14: within 0.5 points of float32.
+INT8_MAX_ACCURACY_DROP = 0.005  # within 0.5 points of float32.
 CALIBRATION_STEPS = 20
+# The MLP's files carry these class names; the Inception ones the indices.
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+               "nine")
 
 # Runs in a fresh interpreter with onnxruntime, ai_edge_litert and numpy;
 # TensorFlow must never be imported.
@@ -55,6 +58,7 @@ import gzip, json, sys
 import numpy as np
 import onnx
 import onnxruntime
+from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
 jobs_file, out_json, out_npz, mnist_dir = sys.argv[1:]
@@ -86,10 +90,26 @@ def run_litert(path, x, strict):
         interpreter.allocate_tensors()
     return interpreter.get_signature_runner("serving_default")(images=x)
 
+def labels_beside(path):
+    with open(path.rsplit("/", 1)[0] + "/labels.txt", encoding="utf-8") as f:
+        return f.read()
+
+def litert_metadata(path):
+    with open(path, "rb") as f:
+        model = schema.Model.GetRootAs(bytearray(f.read()), 0)
+    entries = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        entries[entry.Name().decode()] = bytes(model.Buffers(entry.Buffer()).DataAsNumpy())
+    return entries
+
 def describe(fmt, path):
     if fmt == "onnx":
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         return {
+            "class_names": {p.key: p.value for p in onnx.load(path).metadata_props}.get(
+                "class_names"),
+            "labels_txt": labels_beside(path),
             "inputs": [[i.name, i.type, [d if isinstance(d, int) else None for d in i.shape]]
                        for i in session.get_inputs()],
             "outputs": {o.name: o.type for o in session.get_outputs()},
@@ -99,6 +119,8 @@ def describe(fmt, path):
     interpreter = Interpreter(model_path=path)
     runner = interpreter.get_signature_runner("serving_default")
     return {
+        "class_names": litert_metadata(path)["class_names"].decode("utf-8"),
+        "labels_txt": labels_beside(path),
         "signatures": interpreter.get_signature_list(),
         "inputs": {k: [np.dtype(v["dtype"]).name, v["shape_signature"].tolist()]
                    for k, v in runner.get_input_details().items()},
@@ -195,7 +217,8 @@ def served(tmp_path_factory):
     for kind, options in exports.items():
         fmt = options["format"]
         paths[f"bn_mlp/{kind}"] = path = _file(
-            export_model(mlp, str(root / "bn_mlp" / kind), "mnist", top_k=TOP_K, **options), fmt)
+            export_model(mlp, str(root / "bn_mlp" / kind), "mnist", top_k=TOP_K,
+                         class_names=DIGIT_NAMES, **options), fmt)
         count = ONNX_IMAGES if fmt == "onnx" else len(test_images)
         add(f"bn_mlp/{kind}", fmt, path, f"mnist:{count}", keras_probabilities[:count])
     bad = {
@@ -210,6 +233,33 @@ def served(tmp_path_factory):
             array(f"bad_{case}", value), strict=True)
     add("bad/litert_strict/good", "litert", paths["bn_mlp/litert"], array(
         "good", test_images[:3]), keras_probabilities[:3], strict=True)
+    # Shapes with the MLP's 784 values per row, which LiteRT's runner takes
+    # (it resizes the input to any shape), and an empty batch.
+    for case, shape in LITERT_784_SHAPES.items():
+        add(f"bad/litert/{case}", "litert", paths["bn_mlp/litert"],
+            array(f"bad_{case}", np.full(shape, 128.0)))
+    add("bad/litert_int8/56x14", "litert", paths["bn_mlp/litert_int8"],
+        array("bad_56x14", np.full(LITERT_784_SHAPES["56x14"], 128.0)))
+    # Values serving_default refuses: every MLP file, one bad value among good
+    # digits (or all bad); and the borders it takes, which must answer as Keras.
+    digits = test_images[:4].astype("float32")
+    for case, value in BAD_VALUES.items():
+        x = digits.copy()
+        x[1, 10, 12, 0] = value
+        for kind in ("onnx", "litert", "litert_int8"):
+            add(f"values/{kind}/{case}", "onnx" if kind == "onnx" else "litert",
+                paths[f"bn_mlp/{kind}"], array(f"value_{case}", x))
+    scaled = digits / 127.5 - 1.0  # Already scaled to [-1, 1]: must not be served.
+    borders = digits.copy()
+    borders[:, :3] = -0.0
+    borders[:, -3:] = 255.0
+    for kind in ("onnx", "litert", "litert_int8"):
+        fmt = "onnx" if kind == "onnx" else "litert"
+        add(f"values/{kind}/scaled", fmt, paths[f"bn_mlp/{kind}"], array("scaled", scaled))
+        add(f"values/{kind}/empty", fmt, paths[f"bn_mlp/{kind}"],
+            array("empty", np.zeros((0, 28, 28, 1))))
+        add(f"borders/{kind}", fmt, paths[f"bn_mlp/{kind}"], array("borders", borders),
+            _predict(mlp, np.abs(borders) / 255.0))
 
     # The Inception networks: square images, and others resized in the graph.
     rng = np.random.default_rng(42)
@@ -230,11 +280,18 @@ def served(tmp_path_factory):
     # The Inception family takes any height and width (resized), but not
     # other channel counts or a missing batch dimension.
     inception_bad = {"gray": (1, SIZE, SIZE, 1), "rgba": (1, SIZE, SIZE, 4),
-                     "six": (1, SIZE, SIZE, 6), "rank3": (SIZE, SIZE, 3)}
+                     "six": (1, SIZE, SIZE, 6), "rank3": (SIZE, SIZE, 3),
+                     "rank5": (1, 1, SIZE, SIZE, 3), "empty": (0, SIZE, SIZE, 3),
+                     "no_height": (1, 0, SIZE, 3)}
     for case, shape in inception_bad.items():
         for fmt in ("onnx", "litert"):
             add(f"bad/{fmt}/inception_{case}", fmt, paths[f"bn_inception/{fmt}"],
                 array(f"inception_{case}", np.full(shape, 128.0)))
+    nan_image = np.full((2, SIZE + 3, SIZE, 3), 128.0)
+    nan_image[1, 4, 5, 2] = np.nan
+    for fmt in ("onnx", "litert"):
+        add(f"values/{fmt}/inception_nan", fmt, paths[f"bn_inception/{fmt}"],
+            array("inception_nan", nan_image))
 
     jobs_file, out_json, out_npz = root / "jobs.json", root / "out.json", root / "out.npz"
     jobs_file.write_text(json.dumps(jobs))
@@ -264,6 +321,18 @@ def test_runtime_process_never_imported_tensorflow(served):
     assert served["report"]["tensorflow_imported"] is False
 
 
+def test_every_file_carries_its_class_names(served):
+    """ONNX `metadata_props["class_names"]` and the LiteRT flatbuffer's
+    metadata entry "class_names" (int8 included), JSON arrays, read back with
+    onnx and the TFLite schema; labels.txt beside, one name per line."""
+    for key, path in served["paths"].items():
+        names = list(DIGIT_NAMES) if key.startswith("bn_mlp/") else [
+            str(i) for i in range(10)]
+        info = served["report"]["info"][path]
+        assert json.loads(info["class_names"]) == names, key
+        assert info["labels_txt"] == "".join(f"{n}\n" for n in names), key
+
+
 def test_onnx_mlp_matches_keras_on_real_digits(served):
     """The first 1,000 MNIST test images: probabilities to 1e-5, same accuracy."""
     labels = served["labels"][:ONNX_IMAGES]
@@ -286,7 +355,7 @@ def test_litert_float_mlp_matches_keras_on_all_test_digits(served):
 
 
 def test_int8_litert_mlp_keeps_float_accuracy(served):
-    """Issue 14: the int8 file within 0.5 points of float on the 10,000 test images."""
+    """The int8 file within 0.5 points of float on the 10,000 test images."""
     labels = served["labels"]
     float_accuracy = _accuracy(_outputs(served, "bn_mlp/litert")["probabilities"], labels)
     int8 = _outputs(served, "bn_mlp/litert_int8")
@@ -372,22 +441,69 @@ def test_wrong_shapes_are_refused_by_the_runtime(served, job_id):
     assert BAD_SHAPES[job_id] in result["message"], result["message"][:500]
 
 
-def test_litert_signature_runner_fails_on_wrong_size_instead_of_answering(served):
-    """The signature runner resizes its input to whatever it is given (LiteRT
-    has no assertion op), so a wrong shape fails inside the graph with the
-    interpreter's message, as docs/export.md shows; the strict check there
-    passes the good shape."""
-    messages = {"size": "RESHAPE", "rank3": "RESHAPE", "channels": "RESHAPE",
-                "inception_gray": "failed to prepare", "inception_rgba": "failed to prepare",
-                "inception_six": "failed to prepare",
-                "inception_rank3": "(RESIZE_BILINEAR) failed to prepare"}
-    for case, message in messages.items():
-        result = served["report"]["results"][f"bad/litert/{case}"]
-        assert "error" in result, f"{case}: answered instead of failing"
-        assert message in result["message"], (case, result["message"][:500])
+LITERT_784_SHAPES = {"56x14": (1, 56, 14, 1), "14x56": (4, 14, 56, 1), "flat": (2, 784),
+                     "rank5": (1, 1, 28, 28, 1), "784x1": (1, 784, 1, 1),
+                     "empty": (0, 28, 28, 1)}
+BAD_VALUES = {"nan": np.nan, "inf": np.inf, "minus_inf": -np.inf, "negative": -1e6,
+              "above_255": 255.5, "tiny_negative": -1e-30}
+# The input check's failing op (bn_zoo.export.formats.ImagesCheck).
+LITERT_REFUSAL = "gather index out of bounds"
+ONNX_REFUSAL = ("images_check_1/images_must_be_a_nonempty_batch_of_finite_pixel_values_in_0_255"
+                "' Status Message: indices element out of data bounds, idx=1")
+
+
+def _refused(served, job_id, message):
+    result = served["report"]["results"][job_id]
+    assert "error" in result, f"{job_id}: answered instead of failing"
+    assert message in result["message"], (job_id, result["message"][:500])
+
+
+def test_litert_refuses_every_wrong_shape_with_its_input_check(served):
+    """The signature runner resizes its input to whatever it is given, so
+    the file checks the shape itself (rank, size, channels, a non-empty
+    batch), from the run-time shape, which the converter cannot fold away:
+    every wrong shape fails at the check's gather, before any other op runs
+    (docs/export.md); the Inception family's height and width stay free.
+    The strict resize of docs/export.md still passes the good shape."""
+    cases = ["size", "rank3", "channels", *LITERT_784_SHAPES,
+             *(f"inception_{c}" for c in ("gray", "rgba", "six", "rank3", "rank5", "empty",
+                                          "no_height"))]
+    for case in cases:
+        _refused(served, f"bad/litert/{case}", LITERT_REFUSAL)
+        assert "(GATHER) failed to invoke" in served["report"]["results"][
+            f"bad/litert/{case}"]["message"]
+    _refused(served, "bad/litert_int8/56x14", LITERT_REFUSAL)
     out = _outputs(served, "bad/litert_strict/good")
     np.testing.assert_allclose(out["probabilities"], served["expected"]["bad/litert_strict/good"],
                                rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", ["onnx", "litert", "litert_int8"])
+def test_bad_pixel_values_and_empty_batches_are_refused_by_every_file(served, kind):
+    """serving_default's value check, carried by both formats: NaN, ±inf,
+    values outside [0, 255] (one among good digits is enough; images already
+    scaled to [-1, 1] too) and an empty batch fail instead of answering. The
+    int8 file checks the float32 bit patterns, which its quantizer leaves
+    alone (a quantized comparison would clip -1e6 and NaN into range)."""
+    message = ONNX_REFUSAL if kind == "onnx" else LITERT_REFUSAL
+    for case in [*BAD_VALUES, "scaled", "empty"]:
+        _refused(served, f"values/{kind}/{case}", message)
+    for fmt in ("onnx", "litert"):
+        _refused(served, f"values/{fmt}/inception_nan",
+                 ONNX_REFUSAL if fmt == "onnx" else LITERT_REFUSAL)
+
+
+@pytest.mark.parametrize("kind", ["onnx", "litert", "litert_int8"])
+def test_the_borders_of_the_pixel_range_are_served(served, kind):
+    """-0.0 (which the bit-pattern check must tell from the negative values)
+    and 255.0 are valid pixels: served, as Keras computes them (int8: the
+    same classes as float for nearly all, as its accuracy)."""
+    out = _outputs(served, f"borders/{kind}")
+    expected = served["expected"][f"borders/{kind}"]
+    if kind == "litert_int8":
+        assert np.mean(np.argmax(out["probabilities"], 1) == np.argmax(expected, 1)) >= 0.75
+    else:
+        np.testing.assert_allclose(out["probabilities"], expected, rtol=0, atol=ATOL)
 
 
 def test_bad_format_options_write_nothing(tmp_path, monkeypatch):

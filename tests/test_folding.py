@@ -197,7 +197,7 @@ def test_statistics_choice_is_what_the_layer_uses():
 
 
 def test_sequential_model_folds():
-    """keras.Sequential (issue 17, item 5): folded through the functional
+    """keras.Sequential: folded through the functional
     graph of its layers, weights as numpy says, outputs unchanged."""
     model = keras.Sequential([
         keras.Input((6, 6, 3)),

@@ -1,7 +1,7 @@
-"""Training the Inception family on ImageNet-format data (issue 5), in process.
+"""Training the Inception family on ImageNet-format data, in process.
 
 A tiny BN-x5 (depth multiplier 0.1, 32x32 inputs, 8 classes) from
-configs/imagenet_bn_x5.py trains for 30 steps on generated JPEG TFRecords:
+configs/imagenet.py:bn_x5 trains for 30 steps on generated JPEG TFRecords:
 
 - with the default strategy: the loss decreases, and the model restored from
   the last checkpoint scores, counted in numpy, the top-1 and top-5 accuracy
@@ -34,7 +34,7 @@ import imagenet_training_helpers as helpers
 from file_tree import snapshot
 from bn_zoo import population, training
 from bn_zoo.data import tfrecords
-from bn_zoo.training import workdir as workdir_lib
+from bn_zoo import runs as workdir_lib
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
@@ -172,11 +172,11 @@ def test_mock_tfds_imagenet2012(tmp_path):
 
 
 def test_jit_compile_trains_as_without_xla(tmp_path):
-    from configs import mnist_bn_mlp
+    from configs import mnist as mnist_configs
 
     curves = []
     for jit in (False, True):
-        c = mnist_bn_mlp.get_config()
+        c = mnist_configs.get_config("bn_mlp")
         c.jit_compile = jit
         c.num_train_steps = 60
         c.steps_per_loop = c.log_every_steps = c.eval_every_steps = 20

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 import config_flags
-from bn_zoo.plots import lr_sweep
+from bn_zoo.paper import lr_sweep
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
@@ -93,7 +93,7 @@ def test_rerun_trains_nothing_again(sweep):
         watched += [os.path.join(root, f) for f in files if "ckpt" in f or f in (
             "metrics.csv", "diverged.json", "final.json")]
     before = {p: os.stat(p).st_mtime_ns for p in watched}
-    from trainers.lr_sweep import run_sweep
+    from bn_zoo.paper.lr_sweep import run_sweep
 
     text, _ = run_sweep(_config(), workdir)  # What the command's main calls.
     assert "| learning rate | mlp final accuracy |" in text

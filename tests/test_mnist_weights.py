@@ -1,4 +1,4 @@
-"""The shipped MNIST weights (issue 4): `create_model(name, weights="mnist")`
+"""The shipped MNIST weights: `create_model(name, weights="mnist")`
 loads the sha256-verified file from the package and reaches, on the real
 10,000-image MNIST test set, the accuracies the Figure 1 run measured."""
 
@@ -9,7 +9,7 @@ import pytest
 
 import bn_zoo
 from bn_zoo.data import mnist
-from bn_zoo.models import weights as weights_lib
+from bn_zoo.models import hub
 
 # Measured by `python -m trainers.figure1` (final.json of each run).
 MEASURED = {
@@ -21,7 +21,7 @@ MEASURED = {
 
 @pytest.fixture
 def keras_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(weights_lib, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(hub, "CACHE_DIR", str(tmp_path / "cache"))
 
 
 def test_data_module_reads_the_real_test_set():

@@ -1,6 +1,5 @@
 """Population statistics (Algorithm 2, steps 8-10) with
-`bn_zoo.population.estimate`, against numpy on the same mini-batches
-(issue 2, behaviour 3)."""
+`bn_zoo.population.estimate`, against numpy on the same mini-batches."""
 
 import keras
 import numpy as np

@@ -1,5 +1,4 @@
-"""`population.estimate` takes what `model.fit` takes (issue 17, items 1 and
-5): arrays with `batch_size`, (x, y[, w]) tuples, batched and unbatched
+"""`population.estimate` takes what `model.fit` takes: arrays with `batch_size`, (x, y[, w]) tuples, batched and unbatched
 `tf.data.Dataset`s, generators, `PyDataset`s; one pass by default; frozen
 layers on request; sub-models; the PyTorch backend. The reference is the numpy
 forward pass of `test_population.py` on the same mini-batches."""
@@ -72,6 +71,25 @@ class Batches(keras.utils.PyDataset):
         return self.batches[index], np.zeros(len(self.batches[index]))
 
 
+class EndlessBatches(keras.utils.PyDataset):
+    """An infinite PyDataset (`num_batches` None): batch i is the i-th of
+    the 18 first examples in batches of 6, cycling."""
+
+    @property
+    def num_batches(self):
+        return None
+
+    def __getitem__(self, index):
+        return slices(X[:18], 6)[index % 3]
+
+
+def torch_loader():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    return DataLoader(TensorDataset(torch.from_numpy(X), torch.from_numpy(Y)), batch_size=6)
+
+
 # Each form of the same 20 examples, in batches of 6, 6, 6 and 2, in order.
 FORMS = {
     "numpy": lambda: dict(data=X, batch_size=6, shuffle=False),
@@ -83,6 +101,7 @@ FORMS = {
     "batched_dataset": lambda: dict(data=tf.data.Dataset.from_tensor_slices((X, Y, W)).batch(6)),
     "generator": lambda: dict(data=generator()),
     "py_dataset": lambda: dict(data=Batches()),
+    "torch_dataloader": lambda: dict(data=torch_loader()),
 }
 
 
@@ -133,6 +152,125 @@ def test_unusable_data_is_refused_and_changes_nothing(data, kwargs, match):
     for v in model.weights:
         np.testing.assert_array_equal(v.numpy(), before[v.path], err_msg=v.path)
     assert all(model.get_layer(n).inference_statistics == "moving" for n in NAMES)
+
+
+def test_endless_py_dataset_needs_num_batches():
+    model = build_model()
+    with pytest.raises(ValueError, match="endless.*num_batches"):
+        population.estimate(model, EndlessBatches())
+    assert all(model.get_layer(n).inference_statistics == "moving" for n in NAMES)
+    population.estimate(model, EndlessBatches(), 5)
+    assert_population(model, reference(model, (slices(X[:18], 6) * 2)[:5]))
+
+
+def test_arrays_of_different_lengths_are_refused():
+    model = build_model()
+    with pytest.raises(ValueError, match="different numbers of examples"):
+        population.estimate(model, (X, Y[:-1]), batch_size=6)
+
+
+def _labels():
+    return tf.data.Dataset.from_tensor_slices(Y).batch(6)
+
+
+def _strings():
+    return tf.data.Dataset.from_tensor_slices(np.array(["img.png"] * 12)).batch(6)
+
+
+# Data whose batches do not fit the model's (None, 4, 4, 2) input: one clear
+# line, checked before the model is traced.
+MISFITS = {
+    "other_image_size": (lambda: dict(data=examples(12)[:, :3, :3], batch_size=6),
+                         ValueError, r"batch 1 does not fit .* takes shape \(None, 4, 4, 2\)"
+                         r": its x has shape \(6, 3, 3, 2\)"),
+    "other_channels_dataset": (lambda: dict(data=tf.data.Dataset.from_tensor_slices(
+        np.zeros((12, 4, 4, 3), "float32")).batch(6)), ValueError, r"shape \(6, 4, 4, 3\)"),
+    "flat_rows": (lambda: dict(data=X.reshape(20, -1), batch_size=5), ValueError,
+                  r"its x has shape \(5, 32\)"),
+    "labels_only_dataset": (lambda: dict(data=_labels()), ValueError, "looks like labels only"),
+    "labels_only_arrays": (lambda: dict(data=Y, batch_size=6), ValueError,
+                           "looks like labels only"),
+    "strings": (lambda: dict(data=_strings()), TypeError, "holds string values"),
+    # A later batch too: the first two fit, the third does not; nothing is kept.
+    "third_batch": (lambda: dict(data=[X[:6], X[6:12], X[12:18, :2]]), ValueError,
+                    r"batch 3 does not fit"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISFITS))
+def test_batches_that_do_not_fit_the_model_fail_with_one_line(case):
+    make, kind, match = MISFITS[case]
+    model = build_model()
+    before = {v.path: v.numpy() for v in model.weights}
+    with pytest.raises(kind, match=match) as raised:
+        population.estimate(model, **make())
+    message = str(raised.value)
+    assert "\n" not in message and "\x1b" not in message, message
+    assert message.startswith("population.estimate") and "Received: x of shape" in message
+    for v in model.weights:
+        np.testing.assert_array_equal(v.numpy(), before[v.path], err_msg=v.path)
+    assert all(model.get_layer(n).inference_statistics == "moving" for n in NAMES)
+
+
+def test_a_missing_last_axis_of_size_1_is_taken_as_keras_takes_it():
+    """Keras adds a last axis of size 1 that the input lacks, so the check
+    must not refuse (n, 4, 4) for an input (None, 4, 4, 1)."""
+    from bn_zoo.layers import BatchNormalization
+
+    def model():
+        keras.utils.set_random_seed(4)
+        inputs = keras.Input((4, 4, 1))
+        x = keras.layers.Conv2D(3, 2, name="conv")(inputs)
+        return keras.Model(inputs, BatchNormalization(name="bn")(x))
+
+    images = examples(12)[..., :1]
+    with_axis, without = model(), model()
+    population.estimate(with_axis, images, batch_size=6, shuffle=False)
+    population.estimate(without, images[..., 0], batch_size=6, shuffle=False)
+    for name in ("population_mean", "population_variance"):
+        np.testing.assert_array_equal(getattr(without.get_layer("bn"), name),
+                                      getattr(with_axis.get_layer("bn"), name))
+
+
+def test_a_subclassed_model_reports_the_layer_error_in_one_line():
+    """Without declared inputs nothing can be checked up front; the traced
+    call's error comes back as its message, without the trace."""
+    from bn_zoo.layers import BatchNormalization
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+            self.bn = BatchNormalization()
+
+        def call(self, x, training=False):
+            return self.bn(self.dense(x), training=training)
+
+    model = Net()
+    model(np.zeros((2, 5), "float32"))
+    with pytest.raises(ValueError, match=r"on batch 1 failed: .*expected axis -1 of input "
+                       r"shape to have value 5.* Received: x of shape \(4, 7\)") as raised:
+        population.estimate(model, [np.zeros((4, 7), "float32")])
+    assert "\n" not in str(raised.value)
+
+
+def test_a_distributed_dataset_is_refused_naming_the_plain_one(mirrored_strategy):
+    """A distributed dataset (or its iterator) yields per-replica parts of a
+    batch (PerReplica values, over the 2 logical CPUs); the estimate runs
+    outside the strategy, so it takes the plain dataset, and says so before
+    reading anything."""
+    strategy = mirrored_strategy
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(6)
+    model = build_model()
+    for data in (strategy.experimental_distribute_dataset(dataset),
+                 iter(strategy.experimental_distribute_dataset(dataset)),
+                 strategy.distribute_datasets_from_function(lambda context: dataset)):
+        with pytest.raises(TypeError, match=r"takes the plain dataset, not a distributed one"
+                           r".*experimental_distribute_dataset.*Received: Distributed"):
+            population.estimate(model, data, num_batches=2)
+    assert all(model.get_layer(n).inference_statistics == "moving" for n in NAMES)
+    population.estimate(model, dataset)  # The plain one.
+    assert_population(model, reference(model, slices(X, 6)))
 
 
 def test_repeated_dataset_with_num_batches():

@@ -145,3 +145,93 @@ def test_bad_eval_arguments():
         preprocessing.preprocess_for_eval(_jpeg(10, 10), SIZE, central_fraction=0.0)
     with pytest.raises(TypeError, match="uint8"):
         preprocessing.preprocess_for_eval(tf.zeros([10, 10, 3]), SIZE)
+
+
+# ------------------------------------------ preprocess_input's scaling modes
+# The two ImageNet modes against float64 formulas written from their sources
+# (torchvision's ImageNet mean/std; the Caffe ResNet BGR means) and against
+# keras.applications' own preprocess_input, an independent implementation.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
+IMAGENET_STD = np.array([0.229, 0.224, 0.225])
+CAFFE_RESNET_BGR_MEANS = np.array([103.939, 116.779, 123.68])
+KERAS_MODES = {"imagenet_mean_std": "torch", "caffe_resnet": "caffe"}
+
+
+def _pixels(dtype, seed=3):
+    return np.random.default_rng(seed).integers(0, 256, (3, 5, 7, 3)).astype(dtype)
+
+
+def _float64_reference(pixels, mode):
+    x = pixels.astype(np.float64)
+    if mode == "imagenet_mean_std":
+        return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return x[..., ::-1] - CAFFE_RESNET_BGR_MEANS
+
+
+@pytest.mark.parametrize("mode", sorted(KERAS_MODES))
+@pytest.mark.parametrize("dtype", ["uint8", "float32", "float64"])
+def test_imagenet_modes_match_float64_and_keras_applications(mode, dtype):
+    from keras.applications import imagenet_utils
+
+    import bn_zoo
+
+    pixels = _pixels(dtype)
+    ours = bn_zoo.preprocess_input(pixels, mode)
+    assert isinstance(ours, np.ndarray) and ours.shape == pixels.shape
+    assert ours.dtype == ("float32" if dtype == "uint8" else dtype)
+    np.testing.assert_allclose(ours, _float64_reference(pixels, mode), rtol=1e-6, atol=1e-4)
+    oracle = imagenet_utils.preprocess_input(pixels.astype("float32"), mode=KERAS_MODES[mode])
+    np.testing.assert_allclose(ours, oracle, rtol=1e-6, atol=1e-5)
+    # The input is not modified in place (keras.applications' may be).
+    np.testing.assert_array_equal(pixels, _pixels(dtype))
+
+
+@pytest.mark.parametrize("mode", sorted(KERAS_MODES))
+def test_imagenet_modes_as_tensors_in_tf_data_and_in_a_model(mode, tmp_path):
+    import keras
+
+    from bn_zoo.models import PreprocessInput, preprocess_input
+
+    pixels = _pixels("uint8", seed=4)
+    expected = _float64_reference(pixels, mode)
+    tensor = preprocess_input(tf.constant(pixels), mode)
+    assert tf.is_tensor(tensor) and tensor.dtype == tf.float32
+    np.testing.assert_allclose(tensor.numpy(), expected, rtol=1e-6, atol=1e-4)
+    mapped = tf.data.Dataset.from_tensor_slices(pixels).map(lambda x: preprocess_input(x, mode))
+    np.testing.assert_allclose(np.stack(list(mapped.as_numpy_iterator())), expected,
+                               rtol=1e-6, atol=1e-4)
+    # The layer, saved in a .keras file and loaded back.
+    model = keras.Sequential([keras.Input(pixels.shape[1:]), PreprocessInput(mode)])
+    path = str(tmp_path / "scaling.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(pixels.astype("float32"), verbose=0), expected,
+                               rtol=1e-6, atol=1e-4)
+
+
+def test_keras_applications_mode_names_are_refused_with_ours():
+    from bn_zoo.models import PreprocessInput, preprocess_input
+
+    for keras_name, ours in (("torch", "imagenet_mean_std"), ("caffe", "caffe_resnet")):
+        with pytest.raises(ValueError, match=f"'{keras_name}' is bn_zoo's '{ours}'"):
+            preprocess_input(np.zeros((1, 2, 2, 3)), keras_name)
+        with pytest.raises(ValueError, match="Unknown preprocessing mode"):
+            PreprocessInput(keras_name)
+
+
+def test_preprocessing_layers_are_found_at_any_depth():
+    import keras
+
+    from bn_zoo.models import PreprocessInput
+    from bn_zoo.models.input_scaling import preprocessing_layer, preprocessing_layers
+
+    inner_scaling = PreprocessInput("caffe_resnet")
+    inner = keras.Sequential([keras.Input((4, 4, 3)), inner_scaling, keras.layers.Flatten()])
+    inputs = keras.Input((4, 4, 3))
+    outer = keras.Model(inputs, keras.layers.Dense(2)(inner(inputs)))
+    assert preprocessing_layer(outer) is None  # Only the model's own layers.
+    assert preprocessing_layers(outer) == [inner_scaling]
+    top = PreprocessInput("inception")
+    wrapped = keras.Sequential([keras.Input((4, 4, 3)), top, outer])
+    assert preprocessing_layer(wrapped) is top
+    assert preprocessing_layers(wrapped) == [top, inner_scaling]

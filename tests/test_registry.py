@@ -1,17 +1,20 @@
-"""The model registry, its recipes and results (numbers from the paper),
-preprocessing, and registered weights checked with real files."""
+"""The model catalogue, its recipes and results (numbers from the paper),
+preprocessing, registered weights checked with real files, safe loading of
+weights files, and the old import paths."""
 
 import dataclasses
-import os
 import hashlib
+import os
+import subprocess
+import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import bn_zoo
-from bn_zoo.models import preprocess_input
-from bn_zoo.models import weights as weights_lib
+from bn_zoo.models import catalogue, hub, preprocess_input, weights_files
 
 NAMES = [
     "bn_baseline", "bn_inception", "bn_mlp", "bn_x30", "bn_x5", "bn_x5_sigmoid",
@@ -148,9 +151,10 @@ def registered(tmp_path, monkeypatch):
     source.parent.mkdir()
     model.save_weights(source)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    entry = weights_lib.RegisteredWeights("bn_mlp_test.weights.h5", source.as_uri(), digest, 10)
-    monkeypatch.setitem(weights_lib.WEIGHTS, ("bn_mlp", "test"), entry)
-    monkeypatch.setattr(weights_lib, "CACHE_DIR", str(tmp_path / "cache"))
+    entry = catalogue.RegisteredWeights("bn_mlp_test.weights.h5", source.as_uri(), digest, 10)
+    monkeypatch.setattr(catalogue, "_MODELS", dict(catalogue._MODELS))  # undone after the test
+    catalogue.register_weights("bn_mlp", "test", entry)
+    monkeypatch.setattr(hub, "CACHE_DIR", str(tmp_path / "cache"))
     return model, source, tmp_path / "cache"
 
 
@@ -188,7 +192,7 @@ def test_registered_weights_require_their_classes(registered):
 
 
 def test_shipped_weights_point_into_the_package():
-    entry = weights_lib.shipped("x.weights.h5", sha256="0" * 64, classes=10)
+    entry = catalogue.shipped("x.weights.h5", sha256="0" * 64, classes=10)
     assert entry.origin.startswith("file://")
     assert entry.origin.endswith("/bn_zoo/weights/x.weights.h5")
 
@@ -222,18 +226,21 @@ def test_refused_or_failed_loads_leave_the_model_untouched(tmp_path):
     for w, value in zip(model.weights, before):
         np.testing.assert_array_equal(w.numpy(), value)
 
-    # A failure half-way through Keras' own loading is rolled back too.
+    # A failure half-way through loading (after the first layers took the
+    # file's values) is rolled back too.
     good = tmp_path / "good.weights.h5"
-    bn_zoo.create_model("bn_mlp").save_weights(good)
-    real_load = model.load_weights
+    source = bn_zoo.create_model("bn_mlp", seed=9)
+    source.save_weights(good)
+    last = model.get_layer("hidden3_bn")
 
-    def failing_load(filepath):
-        real_load(filepath)  # every variable now holds the file's values
+    def failing_load(store):
         raise OSError("disk went away")
 
-    model.load_weights = failing_load
+    last.load_own_variables = failing_load
     with pytest.raises(OSError, match="disk went away"):
         bn_zoo.models.load_weights(model, good)
+    assert not np.array_equal(model.get_layer("hidden1_dense").kernel.numpy(),
+                              source.get_layer("hidden1_dense").kernel.numpy())
     for w, value in zip(model.weights, before):
         np.testing.assert_array_equal(w.numpy(), value)
 
@@ -251,13 +258,187 @@ def test_truncated_and_misnamed_files_are_refused(tmp_path):
 
 
 def test_subpackages_are_reachable_from_a_plain_import():
-    import subprocess
-    import sys
-
-    code = ("import bn_zoo; print(bn_zoo.export.export_model.__name__, "
-            "bn_zoo.convert.from_slim.__name__, 'export' in dir(bn_zoo))")
+    # bn_zoo's own code uses no deprecated path of its own (any such warning
+    # is an error here), while the old paths still work.
+    code = ("import warnings; warnings.filterwarnings('error', r'bn_zoo\\.', DeprecationWarning); "
+            "import bn_zoo; bn_zoo.create_model('bn_mlp', weights=None); "
+            "print(bn_zoo.export.export_model.__name__, 'export' in dir(bn_zoo)); "
+            "warnings.resetwarnings(); print(bn_zoo.convert.from_slim.__name__)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert done.stdout.split() == ["export_model", "from_slim", "True"], done.stderr[-2000:]
+    assert done.stdout.split() == ["export_model", "True", "from_slim"], done.stderr[-2000:]
     with pytest.raises(AttributeError, match="no attribute 'exporter'"):
         bn_zoo.exporter
+
+
+# ------------------------------------------- input scaling keeps its type
+@pytest.mark.parametrize("mode", ["mnist", "inception", "caffe_bn_inception",
+                                  "imagenet_mean_std", "caffe_resnet"])
+@pytest.mark.parametrize("dtype", ["uint8", "float32", "float64"])
+def test_preprocess_input_returns_numpy_for_numpy_and_tensors_for_tensors(mode, dtype):
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 4, 4, 3)).astype(dtype)
+    x = pixels.astype(np.float64)
+    expected = {"mnist": x / 255, "inception": x / 127.5 - 1,
+                "caffe_bn_inception": x[..., ::-1] - [104.0, 117.0, 128.0],
+                "imagenet_mean_std": (x / 255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225],
+                "caffe_resnet": x[..., ::-1] - [103.939, 116.779, 123.68]}[mode]
+    out = bn_zoo.preprocess_input(pixels, mode)
+    assert isinstance(out, np.ndarray)
+    assert out.dtype == ("float32" if dtype == "uint8" else dtype)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-4)
+    tensor = bn_zoo.preprocess_input(tf.constant(pixels), mode)
+    assert tf.is_tensor(tensor) and not isinstance(tensor, np.ndarray)
+    np.testing.assert_allclose(tensor.numpy(), expected, rtol=1e-6, atol=1e-4)
+    by_model = bn_zoo.preprocess_input(pixels, model="bn_mlp", weights="mnist")
+    assert isinstance(by_model, np.ndarray)
+
+
+# ---------------------------------------- weights files, layout and loading
+def _sequential():
+    return keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, use_bias=False),
+                             bn_zoo.layers.BatchNormalization(), keras.layers.Dense(3)])
+
+
+def _nested():
+    inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4),
+                              bn_zoo.layers.BatchNormalization()], name="inner")
+    inputs = keras.Input((6,))
+    return keras.Model(inputs, keras.layers.Dense(2)(inner(inputs)))
+
+
+LAYOUT_MODELS = {
+    "bn_mlp": lambda: bn_zoo.create_model("bn_mlp"),
+    "inception": lambda: bn_zoo.create_model("inception", **SMALL_INCEPTION),
+    "bn_inception_caffe": lambda: bn_zoo.create_model(
+        "bn_inception", variant="caffe", include_top=False, **SMALL_INCEPTION),
+    "keras_applications": lambda: keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=5),
+    "sequential": _sequential,
+}
+SMALL_INCEPTION = dict(input_shape=(64, 64, 3), depth_multiplier=0.25)
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUT_MODELS))
+def test_the_layout_read_without_writing_is_the_one_keras_writes(name):
+    model = LAYOUT_MODELS[name]()
+    planned, _ = weights_files._plan(model)
+    assert planned == weights_files.written_layout(model)  # Keras' own file
+
+
+def test_nested_models_are_checked_and_loaded_through_keras(tmp_path):
+    model = _nested()
+    assert weights_files._plan(model) is None  # the inner model's weights are its own
+    source = _nested()
+    for w in source.weights:
+        w.assign(np.random.default_rng(2).uniform(0.5, 1.5, w.shape))
+    path = tmp_path / "nested.weights.h5"
+    source.save_weights(path)
+    weights_files.load_weights(model, path)
+    for a, b in zip(source.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    other = tmp_path / "other.weights.h5"
+    _sequential().save_weights(other)
+    before = [w.numpy() for w in model.weights]
+    with pytest.raises(ValueError, match="do not fit"):
+        weights_files.load_weights(model, other)
+    for w, value in zip(model.weights, before):
+        np.testing.assert_array_equal(w.numpy(), value)
+
+
+@pytest.mark.parametrize("policy", ["bfloat16"], indirect=True)
+def test_bfloat16_files_load_as_keras_loads_them(tmp_path, policy):
+    source = bn_zoo.create_model("bn_mlp", seed=1)
+    for w in source.weights:
+        w.assign(np.random.default_rng(3).uniform(0.5, 1.5, w.shape).astype("float32"))
+    path = tmp_path / "bf16.weights.h5"
+    source.save_weights(path)
+    ours = bn_zoo.create_model("bn_mlp", weights=str(path))
+    reference = bn_zoo.create_model("bn_mlp")
+    reference.load_weights(path)  # Keras' own loader
+    for a, b in zip(reference.weights, ours.weights, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a.numpy(), np.float32),
+                                      np.asarray(b.numpy(), np.float32))
+
+
+# ------------------------------------------------------------ old import paths
+OLD_NAMES = [
+    ("bn_zoo.models.weights", "load_weights", "bn_zoo.models.weights_files", "load_weights"),
+    ("bn_zoo.models.weights", "RegisteredWeights", "bn_zoo.models.catalogue", "RegisteredWeights"),
+    ("bn_zoo.models.weights", "preprocessing_of", "bn_zoo.models.catalogue", "preprocessing_of"),
+    ("bn_zoo.models.registry", "create_model", "bn_zoo.models.hub", "create_model"),
+    ("bn_zoo.models.registry", "PAPER_ORDER", "bn_zoo.models.zoo", "PAPER_ORDER"),
+    ("bn_zoo.models.registry", "BN_X_RECIPE", "bn_zoo.models.recipes", "BN_X_RECIPE"),
+    ("bn_zoo.models.custom", "register_model", "bn_zoo.models.catalogue", "register_model"),
+    ("bn_zoo.models.inception", "BNInception", "bn_zoo.models.factories", "BNInception"),
+    ("bn_zoo.models.mlp", "BNMLP", "bn_zoo.models.factories", "BNMLP"),
+    ("bn_zoo.convert", "from_slim", "bn_zoo.models.releases", "from_slim"),
+    ("bn_zoo.convert", "ConversionError", "bn_zoo.models.releases", "ConversionError"),
+    ("bn_zoo.convert.releases", "fetch_converted", "bn_zoo.models.hub", "fetch_converted"),
+    ("bn_zoo.layers.convert", "convert_batch_normalization", "bn_zoo.layers.swap",
+     "convert_batch_normalization"),
+]
+
+
+@pytest.mark.parametrize("old_module, old_name, new_module, new_name", OLD_NAMES)
+def test_old_import_paths_hand_on_the_new_names_with_a_warning(
+        old_module, old_name, new_module, new_name):
+    import importlib
+
+    old = importlib.import_module(old_module)
+    with pytest.warns(DeprecationWarning, match=f"{old_module}.{old_name} is deprecated"):
+        value = getattr(old, old_name)
+    assert value is getattr(importlib.import_module(new_module), new_name)
+
+
+def test_old_weights_table_and_cache_setting_act_on_the_catalogue(monkeypatch, tmp_path):
+    from bn_zoo.models import weights as old
+
+    monkeypatch.setattr(catalogue, "_MODELS", dict(catalogue._MODELS))
+    entry = catalogue.shipped("x.weights.h5", sha256="0" * 64, classes=10)
+    with pytest.warns(DeprecationWarning):
+        table = old.WEIGHTS
+    assert table[("mlp", "mnist")] is catalogue.weights_of("mlp")["mnist"]
+    table[("bn_mlp", "x")] = entry
+    assert catalogue.weights_of("bn_mlp")["x"] is entry
+    del table[("bn_mlp", "x")]
+    assert "x" not in bn_zoo.model_info("bn_mlp").weights
+    monkeypatch.setattr(hub, "CACHE_DIR", None)
+    with pytest.warns(DeprecationWarning):
+        old.CACHE_DIR = str(tmp_path)
+    assert hub.CACHE_DIR == str(tmp_path) and hub.cache_dir() == str(tmp_path)
+
+
+def test_files_written_before_the_last_two_bn_variables_load(tmp_path):
+    """Files whose BN groups lack `use_population_statistics` and
+    `moving_statistics_updates` (written before they existed) load: every
+    other value is the file's, the layers keep their configured choice and
+    count their statistics as caught up."""
+    import h5py
+
+    from bn_zoo.layers import moving
+
+    source = bn_zoo.create_model("bn_mlp", seed=6)
+    for w in source.weights:
+        w.assign(np.random.default_rng(4).uniform(0.5, 1.5, w.shape))
+    path = tmp_path / "old.weights.h5"
+    source.save_weights(path)
+    with h5py.File(path, "r+") as f:
+        groups = [g["vars"] for name, g in f["layers"].items()
+                  if name.startswith("batch_normalization")]
+        assert len(groups) == 3
+        for group in groups:
+            assert [group[str(i)].shape for i in (6, 7)] == [(), ()]
+            del group["6"], group["7"]
+    model = bn_zoo.create_model("bn_mlp", weights=str(path),
+                                batch_norm_kwargs={"inference_statistics": "population"})
+    for layer in bn_zoo.population.batch_normalization_layers(model):
+        assert layer.inference_statistics == "population"
+        assert float(layer.moving_statistics_updates.numpy()) == moving.UNKNOWN_UPDATES
+        kept = source.get_layer(layer.name)
+        for name in ("gamma", "beta", "moving_mean", "moving_variance",
+                     "population_mean", "population_variance"):
+            np.testing.assert_array_equal(getattr(layer, name).numpy(),
+                                          getattr(kept, name).numpy())
+    np.testing.assert_array_equal(model.get_layer("predictions").kernel.numpy(),
+                                  source.get_layer("predictions").kernel.numpy())

@@ -1,4 +1,4 @@
-"""Synchronized BN is exact (issue 13): outputs, gradients and moving
+"""Synchronized BN is exact: outputs, gradients and moving
 statistics equal float64 numpy on the concatenated batch to 1e-5, with
 |mean|/std up to 1e4 and uneven per-replica batches, under MirroredStrategy
 (2 logical CPUs, tests/conftest.py) and MultiWorkerMirroredStrategy (2 local
@@ -80,16 +80,20 @@ def check(got, want):
         assert_close(g, w, name)
 
 
-CASES = [  # (shape, axis, masked): fused NHWC and NCHW, generic dense, masked
+CASES = [  # (shape, axis, masked): fused NHWC, NCHW, NCDHW, generic dense, masked
     ((8, 4, 4, 3), -1, False),
     ((8, 3, 4, 4), 1, False),
+    ((8, 3, 2, 3, 2), 1, False),
     ((8, 6), -1, False),
     ((8, 5, 3), -1, True),
 ]
 
 
+# The channels-first cases run the backward kernel in channels-last: without
+# oneDNN (TF_ENABLE_ONEDNN_OPTS=0, or a CPU without AVX-512), and for NCDHW
+# with it, TensorFlow's CPU kernel takes no other layout.
 @pytest.mark.parametrize("shape,axis,masked", CASES,
-                         ids=["nhwc-fused", "nchw-fused", "dense", "masked"])
+                         ids=["nhwc-fused", "nchw-fused", "ncdhw-fused", "dense", "masked"])
 def test_mirrored_equals_float64_on_the_global_batch(mirrored_strategy, shape, axis, masked):
     strategy = mirrored_strategy
     weights, x, projection = make_case(shape, axis, seed=len(shape) + axis + 13 * masked)

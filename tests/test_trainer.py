@@ -1,4 +1,4 @@
-"""The trainer on real MNIST (issue 4): a short Figure 1 run writes every
+"""The trainer on real MNIST: a short Figure 1 run writes every
 output, its numbers agree with an independent evaluation in numpy, and bad
 configs or a diverging loss stop with one clear error and nothing overwritten.
 """
@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bn_zoo import population, training
+from bn_zoo import population, runs, training
 from bn_zoo.data import mnist
+from bn_zoo.paper.figure1 import run_figure1
 from bn_zoo.training import summaries
-from bn_zoo.training import workdir as workdir_lib
 from configs import figure1 as figure1_config
-from configs import mnist_mlp
-from trainers.figure1 import run_figure1
+from configs import mnist as mnist_configs
 
 from file_tree import snapshot
 
@@ -52,7 +51,7 @@ def test_short_run_writes_checkpoints_metrics_events_and_png(figure1_run):
     for network in ("mlp", "bn_mlp"):
         run = os.path.join(workdir, network)
         assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-300")
-        rows = workdir_lib.read_csv(os.path.join(run, "metrics.csv"))
+        rows = runs.read_csv(os.path.join(run, "metrics.csv"))
         assert list(rows[0]) == [
             "step", "train_loss", "train_accuracy", "eval_loss", "eval_accuracy",
             "eval_top5_accuracy", "learning_rate", "probe_p15", "probe_p50", "probe_p85",
@@ -70,9 +69,9 @@ def test_short_run_writes_checkpoints_metrics_events_and_png(figure1_run):
         assert scalars["eval/accuracy"][-1][1] == pytest.approx(rows[-1]["eval_accuracy"])
     image = __import__("matplotlib.image").image.imread(os.path.join(workdir, "figure1.png"))
     assert image.ndim == 3 and image.shape[1] > 2 * image.shape[0]  # Three panels side by side.
-    combined = workdir_lib.read_csv(os.path.join(workdir, "metrics.csv"))
+    combined = runs.read_csv(os.path.join(workdir, "metrics.csv"))
     assert len(combined) == 8
-    bn_final = workdir_lib.read_json(os.path.join(workdir, "bn_mlp", "final.json"))
+    bn_final = runs.read_json(os.path.join(workdir, "bn_mlp", "final.json"))
     assert bn_final["eval_accuracy_moving"] > 0.8  # BN learns fast (Figure 1(a)).
     assert bn_final["inference_statistics"] == "population"
     assert summary["bn_accuracy_population"] == bn_final["eval_accuracy_population"]
@@ -90,7 +89,7 @@ def test_metrics_match_an_independent_evaluation(figure1_run):
     x, y = _test_set()
     for network in ("mlp", "bn_mlp"):
         run = os.path.join(workdir, network)
-        last = workdir_lib.read_csv(os.path.join(run, "metrics.csv"))[-1]
+        last = runs.read_csv(os.path.join(run, "metrics.csv"))[-1]
         model = training.restore_model(run, classifier_activation=None)
         if network == "bn_mlp":
             population.set_inference_statistics(model, "moving")  # What the row used.
@@ -111,7 +110,7 @@ def test_metrics_match_an_independent_evaluation(figure1_run):
 def test_restore_model_uses_population_statistics(figure1_run):
     workdir, _ = figure1_run
     run = os.path.join(workdir, "bn_mlp")
-    final = workdir_lib.read_json(os.path.join(run, "final.json"))
+    final = runs.read_json(os.path.join(run, "final.json"))
     model = training.restore_model(run)
     layers = population.batch_normalization_layers(model)
     assert len(layers) == 3
@@ -129,9 +128,9 @@ def test_rerun_of_a_finished_run_changes_nothing(figure1_run):
     workdir, _ = figure1_run
     run = os.path.join(workdir, "mlp")
     before = snapshot(run)
-    config = small(mnist_mlp.get_config())
+    config = small(mnist_configs.get_config("mlp"))
     final = training.train(config, run)
-    assert final == workdir_lib.read_json(os.path.join(run, "final.json"))
+    assert final == runs.read_json(os.path.join(run, "final.json"))
     assert snapshot(run) == before
 
 
@@ -139,7 +138,7 @@ def test_incompatible_config_in_existing_workdir_is_refused(figure1_run):
     workdir, _ = figure1_run
     run = os.path.join(workdir, "mlp")
     before = snapshot(run)
-    config = small(mnist_mlp.get_config())
+    config = small(mnist_configs.get_config("mlp"))
     config.optimizer.base_learning_rate = 0.01
     with pytest.raises(training.WorkdirError, match="optimizer.base_learning_rate"):
         training.train(config, run)
@@ -147,7 +146,7 @@ def test_incompatible_config_in_existing_workdir_is_refused(figure1_run):
 
 
 def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    config = small(mnist_mlp.get_config())
+    config = small(mnist_configs.get_config("mlp"))
     config.model.name = "bn_mlp"
     config.probe.layer = ""
     config.steps_per_loop = config.log_every_steps = config.eval_every_steps = 10
@@ -167,13 +166,13 @@ def test_diverging_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
         value = reader.get_tensor(name)
         if np.issubdtype(np.asarray(value).dtype, np.floating):
             assert np.all(np.isfinite(value)), name
-    rows = workdir_lib.read_csv(str(tmp_path / "metrics.csv"))
+    rows = runs.read_csv(str(tmp_path / "metrics.csv"))
     step = int(path.rsplit("-", 1)[1])
     assert rows[-1]["step"] == step and np.isfinite(rows[-1]["eval_loss"])
 
 
 def test_global_batch_that_does_not_divide_among_replicas(tmp_path):
-    config = small(mnist_mlp.get_config())
+    config = small(mnist_configs.get_config("mlp"))
     config.strategy = "mirrored"  # 2 logical CPUs (tests/conftest.py).
     config.global_batch_size = 61
     with pytest.raises(training.ConfigError, match="61 does not divide among the 2 replicas"):
@@ -187,7 +186,7 @@ def test_global_batch_that_does_not_divide_among_replicas(tmp_path):
     ("mixed_precision", "float8", "mixed_precision must be one of"),
 ])
 def test_bad_values_are_refused(tmp_path, field, value, message):
-    config = mnist_mlp.get_config().to_dict()
+    config = mnist_configs.get_config("mlp").to_dict()
     tree = config
     *parents, last = field.split(".")
     for key in parents:
@@ -199,7 +198,7 @@ def test_bad_values_are_refused(tmp_path, field, value, message):
 
 
 def test_unknown_field_suggests_the_right_one():
-    config = mnist_mlp.get_config().to_dict()
+    config = mnist_configs.get_config("mlp").to_dict()
     config["optimizer"]["learning_rate"] = 0.1
     with pytest.raises(training.ConfigError, match="optimizer.learning_rate.*base_learning_rate"):
         training.resolve(config)
@@ -209,7 +208,7 @@ def test_unset_fields_come_from_the_registry_recipe():
     import bn_zoo
 
     recipe = bn_zoo.model_info("bn_mlp").recipe
-    config = training.resolve(mnist_mlp.get_config())
+    config = training.resolve(mnist_configs.get_config("mlp"))
     assert config.global_batch_size == recipe["batch_size_per_replica"] == 60
     assert config.num_train_steps == recipe["train_steps"] == 50_000
     assert config.optimizer.base_learning_rate == recipe["base_learning_rate"]

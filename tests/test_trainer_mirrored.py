@@ -1,6 +1,5 @@
 """`mirrored` over 2 logical CPUs (tests/conftest.py) with synchronized BN
-trains the same network as the default strategy on the same global batch
-(issue 4): each replica gets half of every global batch of 60, BN statistics
+trains the same network as the default strategy on the same global batch: each replica gets half of every global batch of 60, BN statistics
 are all-reduced, the optimizer sums the gradients of loss / 60."""
 
 import os
@@ -9,14 +8,14 @@ import numpy as np
 import tensorflow as tf
 
 from bn_zoo import training
-from bn_zoo.training import workdir as workdir_lib
-from configs import mnist_bn_mlp
+from bn_zoo import runs as workdir_lib
+from configs import mnist as mnist_configs
 
 STEPS, EVERY = 200, 20
 
 
 def run(workdir, strategy):
-    config = mnist_bn_mlp.get_config()
+    config = mnist_configs.get_config("bn_mlp")
     config.strategy = strategy
     config.synchronized_batch_norm = True
     config.num_train_steps = STEPS

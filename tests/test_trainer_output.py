@@ -1,8 +1,12 @@
-"""What `python -m trainers.train` prints (issue 16), with the environment a
-user has (no TF_CPP_MIN_LOG_LEVEL):
+"""What `python -m trainers.train` prints, with the environment a user has
+(no TF_CPP_MIN_LOG_LEVEL):
 
-- a short run: bn_zoo's progress lines on stderr and the results on stdout,
-  none of TensorFlow's start-up lines, TFDS' or the checkpointer's logs;
+- a short run: bn_zoo's progress lines on stderr (`[H:MM:SS] message`, no
+  absl prefix) and the results on stdout, none of TensorFlow's start-up
+  lines, TFDS' or the checkpointer's logs; a line before each slow phase and
+  its duration after; the progress and evaluation lines name the steps their
+  training means cover, and their values are those of TensorBoard's
+  train/loss (the progress window) and of metrics.csv (the evaluation window);
 - a missing data set: one error line at once; nothing is downloaded;
 - `--print_config`: every field, its value, origin, default and meaning, and
   no workdir.
@@ -11,6 +15,7 @@ The three commands run as real subprocesses, in parallel. The rules behind
 them (trainers/quiet.py, the field docs) are checked in-process, and so is the
 README's population statistics snippet, which builds its `train_dataset`."""
 
+import csv
 import logging
 import os
 import re
@@ -23,25 +28,65 @@ import pytest
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "mnist_bn_mlp.py")
-SHORT = ["--config.num_train_steps=20", "--config.steps_per_loop=10",
-         "--config.log_every_steps=10", "--config.eval_every_steps=10",
+CONFIG = os.path.join(ROOT, "configs", "mnist.py") + ":bn_mlp"
+SHORT = ["--config.num_train_steps=30", "--config.steps_per_loop=10",
+         "--config.log_every_steps=10", "--config.eval_every_steps=30",
          "--config.checkpoint_every_steps=10", "--config.data.train_split=train[:600]",
          "--config.data.eval_split=test[:500]", "--config.eval_batch_size=500",
          "--config.probe.num_examples=50", "--config.population_batches=2"]
-# Lines the run printed before issue 16.
+# Lines the run printed before its output was bn_zoo's own.
 CHATTER = ("oneDNN", "cuda", "cuInit", "absl::InitializeLog", "cpu_feature_guard",
            "Sharding callback", "dataset_info", "tf_record_dataset_op",
            "Constructing tf.data", "fingerprint")
-ABSL_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ (\w+\.py):\d+\] ")
+STAMP = r"\[\d+:\d\d:\d\d\] "
+NUMBER = r"(-?\d+\.\d+)"
+# The lines of the run, in order (each a regular expression; others may come between).
+EXPECTED = [
+    rf"{STAMP}Training bn_mlp for 30 steps with _DefaultDistributionStrategy \(1 replica\), "
+    r"global batch 60, in \S+\.$",
+    rf"{STAMP}Loading the data \(mnist: train on 'train\[:600\]', evaluate on 'test\[:500\]', "
+    r"from \S+\)\.\.\.$",
+    rf"{STAMP}Loaded the data in \d+(\.\d)? s\.$",
+    rf"{STAMP}Columns \(as in metrics\.csv\):$",
+    r"^ {10,}train_loss, train_accuracy: mean over the training batches of the steps named "
+    r"on the line \(step lines: the last 10 steps; 'eval at step' lines and metrics\.csv: "
+    r"the steps since the previous evaluation\)$",
+    r"^ {10,}probe_p15/p50/p85: the 15th, 50th, 85th percentiles of unit 0 of the input of "
+    r"layer 'hidden3_sigmoid' over the first 50 'test\[:500\]' images",
+    rf"{STAMP}Evaluating step 0 \(the first evaluation traces the evaluation step\)\.\.\.$",
+    rf"{STAMP}eval at step 0/30: eval_loss {NUMBER}, eval_accuracy {NUMBER}, ",
+    rf"{STAMP}Tracing the training step, then running steps 1-10\.\.\.$",
+    rf"{STAMP}Traced the training step and ran steps 1-10 in \d+(\.\d)? s\.$",
+    rf"{STAMP}step 10/30 \(33%\): train_loss {NUMBER}, train_accuracy {NUMBER} over "
+    r"steps 1-10; lr 0\.25; \d+\.\d steps/s$",
+    rf"{STAMP}step 20/30 \(67%\): train_loss {NUMBER}, train_accuracy {NUMBER} over "
+    r"steps 11-20; lr 0\.25; \d+\.\d steps/s, \d+(\.\d)? s left$",
+    rf"{STAMP}step 30/30 \(100%\): train_loss {NUMBER}, train_accuracy {NUMBER} over "
+    r"steps 21-30; lr 0\.25; \d+\.\d steps/s$",
+    rf"{STAMP}eval at step 30/30: eval_loss {NUMBER}, eval_accuracy {NUMBER}, eval_top5_accuracy "
+    rf"{NUMBER}; train_loss {NUMBER}, train_accuracy {NUMBER} over steps 1-30; probe_p15/p50/p85 "
+    rf"{NUMBER} {NUMBER} {NUMBER} \(\d+(\.\d)? s\)$",
+    rf"{STAMP}Estimating the population statistics \(Algorithm 2\) from 2 training "
+    r"batches\.\.\.$",
+    rf"{STAMP}Population statistics from 2 batches in \d+(\.\d)? s: eval_accuracy "
+    rf"{NUMBER} with the moving averages, {NUMBER} with the population statistics",
+]
 
 
-def _our_files():
-    names = set()
-    for top in ("bn_zoo", "trainers"):
-        for _, _, files in os.walk(os.path.join(ROOT, top)):
-            names.update(f for f in files if f.endswith(".py"))
-    return names
+def _matches_in_order(lines, patterns):
+    """[match of each pattern], found in `lines` in this order."""
+    found, at = [], 0
+    for pattern in patterns:
+        for index in range(at, len(lines)):
+            match = re.search(pattern, lines[index])
+            if match:
+                found.append(match)
+                at = index + 1
+                break
+        else:
+            raise AssertionError(f"no line after line {at} matches {pattern!r}:\n"
+                                 + "\n".join(lines))
+    return found
 
 
 def launch(args):
@@ -64,9 +109,16 @@ def test_a_run_prints_bn_zoo_lines_only_and_errors_and_config_show(tmp_path):
     # the in-process test below checks at the socket).
     out, err = missing.communicate(timeout=300)
     assert missing.returncode == 1 and out == ""
-    assert err.startswith("ERROR (DataNotFoundError): The MNIST data set is not prepared under")
-    assert "never downloads" in err and "download_and_prepare" in err
-    assert err.count("\n") == 1, err  # One line: no library chatter before it.
+    # The progress lines up to the data, then the one error line; no library chatter.
+    *progress, error = err.splitlines()
+    assert error.startswith("ERROR (DataNotFoundError): The MNIST data set is not prepared "
+                            f"under {str(empty)!r}")
+    assert "never downloads" in error and "download_and_prepare" in error
+    assert [re.sub(STAMP, "", line) for line in progress] == [
+        f"Training bn_mlp for 30 steps with _DefaultDistributionStrategy (1 replica), global "
+        f"batch 60, in {tmp_path / 'missing'}.",
+        "Loading the data (mnist: train on 'train[:600]', evaluate on 'test[:500]', from "
+        f"{empty})..."]
     assert os.listdir(empty) == [] and not os.path.exists(tmp_path / "missing")
 
     out, err = printed.communicate(timeout=120)
@@ -88,12 +140,24 @@ def test_a_run_prints_bn_zoo_lines_only_and_errors_and_config_show(tmp_path):
     for word in CHATTER:
         assert word not in err, (word, err[-3000:])
     lines = err.splitlines()
-    assert any("step 20/20: train_loss=" in line for line in lines), err
-    assert any("Population statistics from 2 batches" in line for line in lines), err
-    ours = _our_files()
-    for line in lines:
-        match = ABSL_LINE.match(line)
-        assert match and match.group(1) in ours, line
+    for line in lines:  # bn_zoo's lines only: time-stamped, or a continuation.
+        assert re.match(rf"{STAMP}\S| {{10,}}\S", line), line
+    found = _matches_in_order(lines, EXPECTED)
+    from bn_zoo.training import summaries
+
+    run_dir = tmp_path / "run"
+    board = summaries.read_scalars(next(str(p) for p in (run_dir / "tensorboard").rglob(
+        "*tfevents*")))
+    logged = dict(board["train/loss"])
+    for line, step in zip(found[10:13], (10, 20, 30)):  # The progress window's mean.
+        assert float(line.group(1)) == pytest.approx(logged[step], abs=5e-5), (step, line)
+    with open(run_dir / "metrics.csv") as f:  # The evaluation window's: metrics.csv's row.
+        row = next(r for r in csv.DictReader(f) if r["step"] == "30")
+    values = [float(v) for v in found[13].groups()[:5] if v is not None]
+    assert values == pytest.approx([float(row[k]) for k in (
+        "eval_loss", "eval_accuracy", "eval_top5_accuracy", "train_loss", "train_accuracy")],
+        abs=5e-5)
+    assert float(found[13].group(4)) != pytest.approx(float(found[12].group(1)), abs=1e-4)
 
 
 def test_missing_mnist_fails_at_once_without_touching_the_network(tmp_path, monkeypatch):
@@ -185,3 +249,20 @@ def test_the_python_filter_keeps_bn_zoo_records_and_library_errors():
     assert not only_ours.filter(record(library, logging.INFO))
     assert not only_ours.filter(record(library, logging.WARNING))
     assert only_ours.filter(record(library, logging.ERROR))
+
+
+def test_the_native_stderr_filter_drops_what_the_level_hides_line_by_line():
+    """What native code writes while a command runs (after start-up) goes
+    through quiet.NativeLineFilter: the same rule as the start-up capture,
+    one line at a time, plus the LiteRT converter's unprefixed info line."""
+    from trainers import quiet
+
+    keep = quiet.NativeLineFilter(2, True)
+    lines = CAPTURED.splitlines(keepends=True) + [
+        "fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32\n",
+        "Traceback (most recent call last):\n"]
+    kept = "".join(keep(line.encode()).decode() for line in lines)
+    # Lines that are not logs (a continuation line too), an error with its preamble.
+    assert kept == "".join(lines[i] for i in (3, 4, 5, 6, 9, 11))
+    everything = quiet.NativeLineFilter(0, False)
+    assert "".join(everything(line.encode()).decode() for line in lines) == "".join(lines)

@@ -29,10 +29,10 @@ def build(classes=8, classifier_activation="softmax", seed=None, batch_norm_kwar
 
 
 def get_config():
-    """configs/imagenet_bn_x5.py's recipe and data, with this network."""
-    from configs.imagenet_bn_x5 import get_config as bn_x5_config
+    """configs/imagenet.py:bn_x5's recipe and data, with this network."""
+    from configs import imagenet
 
-    config = bn_x5_config()
+    config = imagenet.get_config("bn_x5")
     config.model.name = "tiny_convnet:build"
     config.model.kwargs = ml_collections.ConfigDict({
         "classes": config.data.get_ref("num_classes"),

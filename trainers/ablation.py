@@ -4,7 +4,7 @@ then the table, the claims and the plot.
     python -m trainers.ablation --config=configs/figure3_cpu.py --workdir=workdirs/figure3_cpu
 
 Runs `config.runs` one after the other, each as
-`python -m trainers.train --config=configs/ablation_<run>.py
+`python -m trainers.train --config=configs/ablation.py:<run>
 --workdir=<workdir>/<run>` would, with the same number of steps for all. A
 run whose loss becomes NaN/Inf (Inception without BN at a high learning rate
 may) is recorded as diverged and the next run starts. Then it writes
@@ -15,89 +15,23 @@ may) is recorded as diverged and the next run starts. Then it writes
 
 and prints the table. Rerunning resumes what is unfinished; finished runs
 are not trained again. --print_config prints the fields of the config
-(configs/figure3_cpu.py) with their meaning.
+(configs/figure3_cpu.py) with their meaning. The experiment itself is
+`bn_zoo.paper.figure3.run_ablation`.
 """
 
-from trainers import quiet  # First: quiets TensorFlow before it starts.
-
-import importlib
-import os
-import time
+from . import quiet  # First: quiets TensorFlow before it starts.
 
 import ml_collections
-from absl import app, flags, logging
+from absl import app, flags
 
 from bn_zoo.training import cli
 
 flags.adopt_module_key_flags(cli)
 
-# The fields of configs/figure3_cpu.py.
-CONFIG_DOCS = {
-    "runs": ("The runs, trained one after the other: each is configs/ablation_<run>.py "
-             "(print one with python -m trainers.train "
-             "--config=configs/ablation_<run>.py --print_config)."),
-    "baseline": "The run whose maximum accuracy is the target (Inception, as in Figure 3).",
-    "target": "A fixed target accuracy instead (e.g. 0.95); None: the baseline's maximum.",
-    "num_train_steps": "Training steps of every run (replaces the run configs' own).",
-    "eval_every_steps": ("Evaluation interval of every run; also its steps_per_loop and "
-                         "log_every_steps."),
-    "data_dir": "TFDS data directory of every run (None: $TFDS_DATA_DIR); --data_dir overrides it.",
-}
-
-
-def _run_config(config, run):
-    from bn_zoo.training.errors import ConfigError
-
-    try:
-        module = importlib.import_module(f"configs.ablation_{run}")
-    except ModuleNotFoundError as error:
-        raise ConfigError(f"config.runs names {run!r}, but there is no "
-                          f"configs/ablation_{run}.py.") from error
-    run_config = module.get_config()
-    run_config.num_train_steps = config.num_train_steps
-    for field in ("steps_per_loop", "log_every_steps", "eval_every_steps"):
-        run_config[field] = config.eval_every_steps
-    if config.data_dir is not None:
-        run_config.data.data_dir = config.data_dir
-    return run_config
-
-
-def run_ablation(config, workdir, strategy=None):
-    """Trains (or resumes) every run, then writes and returns the report."""
-    import keras
-
-    from bn_zoo import results, training
-    from bn_zoo.training import workdir as workdir_lib
-    from trainers import figure3
-
-    start = time.perf_counter()
-    run_configs = {run: _run_config(config, run) for run in config.runs}  # Fail early.
-    notes, seconds = {}, {}
-    for run, run_config in run_configs.items():
-        if strategy is not None:
-            run_config.strategy = strategy
-        run_start = time.perf_counter()
-        try:
-            training.train(run_config, os.path.join(workdir, run))
-        except training.NonFiniteLossError as error:
-            logging.warning("%s diverged: %s", run, error)
-            notes[run] = "diverged: loss became NaN/Inf"
-        seconds[run] = round(time.perf_counter() - run_start, 1)
-        keras.backend.clear_session()
-    runs = results.read_runs([os.path.join(workdir, run) for run in config.runs])
-    text, table, claims = figure3.report(
-        runs, target=config.target, baseline=config.baseline,
-        output=os.path.join(workdir, "figure3.png"), notes=notes)
-    elapsed = round(time.perf_counter() - start, 1)
-    text += f"\n\nTraining time per run (s): {seconds}; total {elapsed:.0f} s."
-    workdir_lib.atomic_write(os.path.join(workdir, "figure3.md"), text + "\n")
-    workdir_lib.write_json(os.path.join(workdir, "figure3.json"), {
-        "table": table, "claims": claims, "notes": notes, "seconds": seconds,
-        "total_seconds": elapsed})
-    return text
-
 
 def main(argv):
+    from bn_zoo.paper import figure3, setups  # Here: --help skips TensorFlow.
+
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     quiet.set_up_logging()
@@ -105,20 +39,22 @@ def main(argv):
     if cli.DATA_DIR.value is not None:
         config.data_dir = cli.DATA_DIR.value
     if cli.PRINT_CONFIG.value:
-        from bn_zoo.training import describe
-
         overridden = cli.overridden_fields()
         if cli.DATA_DIR.value is not None:
             overridden.add("data_dir")  # This config's data directory field.
-        header = (f"Config {cli.config_filename()} after the command line's overrides "
-                  "(--config.<field>=<value>).")
-        print(describe.format_fields(
-            describe.plain_fields(config, CONFIG_DOCS, overridden), header), flush=True)
+        print(figure3.describe_ablation(config, overridden, cli.config_filename()), flush=True)
         return
-    text = cli.run(lambda: run_ablation(config, cli.WORKDIR.value, cli.STRATEGY.value))
+    text = cli.run(lambda: figure3.run_ablation(
+        config, cli.WORKDIR.value, setups.ablation_run, cli.STRATEGY.value))
     print(text, flush=True)
 
 
-if __name__ == "__main__":
+def run():
+    """The console command `bn-zoo-ablation` (pyproject.toml), as
+    `python -m trainers.ablation`."""
     cli.require_flags()
-    app.run(main, flags_parser=cli.parse_flags)
+    quiet.run(main, flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -15,7 +15,7 @@ output loads with the matching factory arguments, printed at the end, e.g.
 The output is written atomically: a failed conversion leaves no file.
 """
 
-from trainers import quiet  # First: quiets TensorFlow before it starts.
+from . import quiet  # First: quiets TensorFlow before it starts.
 
 import os
 
@@ -44,8 +44,7 @@ _USER_ERRORS = (ValueError, TypeError, ImportError, FileExistsError, FileNotFoun
 def convert(source, input_path, output_path, classes=1000, include_top=True):
     """Converts `input_path` and writes `output_path` atomically; returns the
     factory arguments that load it."""
-    from bn_zoo.convert import releases
-    from bn_zoo.models import weights as weights_lib
+    from bn_zoo.models import releases, weights_files
 
     output_path = os.path.abspath(output_path)
     if not output_path.endswith(".weights.h5"):
@@ -56,7 +55,7 @@ def convert(source, input_path, output_path, classes=1000, include_top=True):
         raise FileNotFoundError(f"--input {input_path} does not exist.")
     kwargs = dict(include_top=include_top, classes=classes)
     model = releases.converter(source)(input_path, **kwargs)
-    weights_lib.save_weights_atomically(model, output_path)
+    weights_files.save_weights_atomically(model, output_path)
     variant = "slim" if source == "slim" else "caffe"
     return dict(kwargs, variant=variant)
 
@@ -76,5 +75,11 @@ def main(argv):
           f"bn_zoo.create_model('bn_inception', {arguments}, weights={_OUTPUT.value!r})")
 
 
+def run():
+    """The console command `bn-zoo-convert` (pyproject.toml), as
+    `python -m trainers.convert`."""
+    quiet.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -15,11 +15,11 @@ and their errors; --output also writes them as JSON. The crop protocols are
 defined in bn_zoo/evaluation/crops.py and docs/evaluation.md.
 """
 
-from trainers import quiet  # First: quiets TensorFlow before it starts.
+from . import quiet  # First: quiets TensorFlow before it starts.
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 _MODEL = flags.DEFINE_multi_string(
     "model", [],
@@ -99,10 +99,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     quiet.set_up_logging()
-    from bn_zoo import evaluation
+    from bn_zoo import evaluation, runs
     from bn_zoo.data import imagenet
     from bn_zoo.evaluation import members as members_lib
-    from bn_zoo.training import workdir as workdir_lib
 
     data = dict(source=_SOURCE.value, data_dir=_DATA_DIR.value, tfds_name=_TFDS_NAME.value,
                 eval_split=_SPLIT.value, num_classes=_NUM_CLASSES.value,
@@ -114,17 +113,24 @@ def main(argv):
             model_kwargs=[members_lib.parse_model_kwargs(t) for t in _MODEL_KWARGS.value],
             preprocessing=split(_PREPROCESSING.value), workdirs=split(_WORKDIR.value),
             before_loading=lambda: imagenet.validate(data, splits=[_SPLIT.value]),
-            announce=lambda line: print(line, flush=True))
+            announce=logging.info)
         results = evaluation.evaluate(
             members, data, protocol=int(_CROPS.value), batch_size=_BATCH_SIZE.value,
-            num_examples=_NUM_EXAMPLES.value, image_size=_IMAGE_SIZE.value)
+            num_examples=_NUM_EXAMPLES.value, image_size=_IMAGE_SIZE.value,
+            progress=logging.info)
         if _OUTPUT.value:
-            workdir_lib.write_json(_OUTPUT.value, results.to_dict())
+            runs.write_json(_OUTPUT.value, results.to_dict())
     except _USER_ERRORS as error:
         print(f"ERROR ({type(error).__name__}): {error}", file=sys.stderr, flush=True)
         sys.exit(1)
     print(results.table(), flush=True)
 
 
+def run():
+    """The console command `bn-zoo-evaluate` (pyproject.toml), as
+    `python -m trainers.evaluate`."""
+    quiet.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -1,7 +1,10 @@
-r"""Exports a trained workdir or a registered model for serving: a SavedModel,
-an ONNX file or a LiteRT file (float32 or int8).
+r"""Exports a trained workdir, a registered model or a .keras file for serving:
+a SavedModel, an ONNX file or a LiteRT file (float32 or int8), carrying the
+class names.
 
     python -m trainers.export --workdir=/tmp/bn_mlp --export_dir=/tmp/serving/bn_mlp
+    python -m trainers.export --model_file=/tmp/finetuned.keras \
+        --class_names_file=/tmp/labels.txt --export_dir=/tmp/serving/finetuned
     python -m trainers.export --model=bn_mlp --weights=mnist \
         --export_dir=/tmp/serving/bn_mlp [--version=3] [--nofold_batch_norm] \
         [--noconstant_weights]
@@ -10,8 +13,9 @@ an ONNX file or a LiteRT file (float32 or int8).
     python -m trainers.export --model=bn_mlp --weights=mnist --format=litert \
         --quantize=int8 --calibration_steps=100 --export_dir=/tmp/litert/bn_mlp
 
-Writes EXPORT_DIR/<version>/: saved_model.pb and variables/ (the layout
-TensorFlow Serving loads), or model.onnx, or model.tflite. By default the
+Writes EXPORT_DIR/<version>/: saved_model.pb, variables/ and
+assets/labels.txt (the layout TensorFlow Serving loads), or model.onnx, or
+model.tflite, with labels.txt beside. By default the
 graph is the inference network of Algorithm 2: every batch normalization
 folded into the convolution or dense layer before it (step 11), and the
 weights stored as graph constants (frozen parameters), which TensorFlow
@@ -19,8 +23,9 @@ serves faster than variables. See bn_zoo/export/ for the signatures and
 docs/export.md for the ONNX and LiteRT files.
 """
 
-from trainers import quiet  # First: quiets TensorFlow before it starts.
+from . import quiet  # First: quiets TensorFlow before it starts.
 
+import errno
 import os
 
 from absl import app, flags, logging
@@ -29,13 +34,41 @@ _WORKDIR = flags.DEFINE_string(
     "workdir",
     None,
     "Training workdir to export: its latest checkpoint, with the model named "
-    "in its config.json. Mutually exclusive with --model.",
+    "in its config.json. Exactly one of --workdir, --model, --model_file.",
 )
 _MODEL = flags.DEFINE_string(
     "model",
     None,
     "Registered model to export instead of a workdir (see bn_zoo.list_models()), "
     "e.g. bn_mlp or bn_inception.",
+)
+_MODEL_FILE = flags.DEFINE_string(
+    "model_file",
+    None,
+    "A Keras model file to export (model.save('model.keras')), e.g. a fine-tuned "
+    "network; the zoo's layers load by themselves. Needs --preprocessing unless "
+    "the model scales its own input (include_preprocessing=True, at any depth).",
+)
+_PREPROCESSING = flags.DEFINE_string(
+    "preprocessing",
+    None,
+    "The scaling of the 0-255 pixels the served graph applies before the model "
+    "(a bn_zoo.models.PREPROCESSING_MODES name). Default: the registered weights' "
+    "or the run's; needed by a --model_file that does not scale its input itself, "
+    "refused for a model that does (its pixels would be scaled twice).",
+)
+_CLASS_NAMES_FILE = flags.DEFINE_string(
+    "class_names_file",
+    None,
+    "A text file with one class name per line, in output order, carried by the "
+    "export. Default: the run's recorded names (WORKDIR/labels.txt), the "
+    "registered weights' label set, else the class indices.",
+)
+_IMAGE_SHAPE = flags.DEFINE_list(
+    "image_shape",
+    None,
+    "height,width,channels of the served images, for a --model_file whose input "
+    "is not an image (e.g. 28,28,1 for a flat 784-input MLP).",
 )
 _WEIGHTS = flags.DEFINE_string(
     "weights",
@@ -113,10 +146,20 @@ _TOP_K = flags.DEFINE_integer(
 
 flags.mark_flag_as_required("export_dir")
 flags.register_multi_flags_validator(
-    ["workdir", "model"],
-    lambda values: (values["workdir"] is None) != (values["model"] is None),
-    message="Pass exactly one of --workdir (a training run) or --model (a "
-    "registered model).",
+    ["workdir", "model", "model_file"],
+    lambda values: sum(values[k] is not None for k in ("workdir", "model", "model_file")) == 1,
+    message="Pass exactly one of --workdir (a training run), --model (a "
+    "registered model) or --model_file (a .keras file).",
+)
+flags.register_validator(
+    "image_shape",
+    lambda value: value is None or (len(value) == 3 and all(v.strip().isdigit() for v in value)),
+    message="--image_shape is height,width,channels, e.g. 28,28,1.",
+)
+flags.register_multi_flags_validator(
+    ["image_shape", "model_file"],
+    lambda values: values["image_shape"] is None or values["model_file"] is not None,
+    message="--image_shape goes with --model_file; a --model or --workdir brings its own.",
 )
 flags.register_multi_flags_validator(
     ["weights", "model"],
@@ -153,9 +196,18 @@ def main(argv):
         calibration_steps=_CALIBRATION_STEPS.value,
         constant_weights=_CONSTANT_WEIGHTS.value,  # ONNX, LiteRT: False is refused.
     )
+    if _PREPROCESSING.value is not None:
+        options["preprocessing"] = _PREPROCESSING.value
     try:
+        if _CLASS_NAMES_FILE.value is not None:
+            options["class_names"] = export.read_labels_file(_CLASS_NAMES_FILE.value)
         if _WORKDIR.value is not None:
             path = export.export_workdir(_WORKDIR.value, _EXPORT_DIR.value, **options)
+        elif _MODEL_FILE.value is not None:
+            options.pop("calibration_steps")
+            if _IMAGE_SHAPE.value is not None:
+                options["image_shape"] = tuple(int(v) for v in _IMAGE_SHAPE.value)
+            path = export.export_model_file(_MODEL_FILE.value, _EXPORT_DIR.value, **options)
         else:
             path = export.export_registered_model(
                 _MODEL.value, _EXPORT_DIR.value, weights=_WEIGHTS.value,
@@ -164,16 +216,22 @@ def main(argv):
     except _USER_ERRORS as e:
         logging.error("Export failed, nothing was written: %s", e)
         raise SystemExit(1) from None
-    except OSError as e:  # A read-only, full or forbidden --export_dir (issue 18).
-        from bn_zoo.training.workdir import WRITE_ERRORS
+    except OSError as e:  # A read-only, full or forbidden --export_dir.
+        from bn_zoo.runs.files import WRITE_ERRORS
 
-        if e.errno not in WRITE_ERRORS:
-            raise
         import sys
 
-        print(f"ERROR ({type(e).__name__}): Cannot write {e.filename}: {e.strerror}. "
-              f"Nothing was written; {WRITE_ERRORS[e.errno]} (--export_dir) and rerun.",
-              file=sys.stderr, flush=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            message = (f"Cannot write {e.filename}: {e.strerror}. Nothing was written. Free "
+                       "some space there (or pass an --export_dir on another disk) and rerun.")
+        elif e.errno in WRITE_ERRORS:
+            message = (f"Cannot write {e.filename}: {e.strerror}. Nothing was written. "
+                       "Pass a writable --export_dir and rerun.")
+        elif isinstance(e, ConnectionError):  # Registered weights that need a download.
+            message = str(e)
+        else:
+            raise
+        print(f"ERROR ({type(e).__name__}): {message}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
     if saved_model:
         logging.info(
@@ -193,5 +251,11 @@ def main(argv):
     print(path)
 
 
+def run():
+    """The console command `bn-zoo-export` (pyproject.toml), as
+    `python -m trainers.export`."""
+    quiet.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    run()

@@ -2,47 +2,72 @@
 not the libraries' chatter.
 
 Every `trainers/*.py` imports this module first, before anything imports
-TensorFlow: TensorFlow writes its start-up lines from C++ while it is
-imported and while it first lists its devices, before any flag is parsed
-(the oneDNN and CUDA-stub notices, twice; the CPU-instructions notice;
-`failed call to cuInit` on a machine without a GPU). Importing this module
-imports TensorFlow and Keras and lists the devices with stderr captured, then
-writes back the captured lines the rule below keeps. Call `set_up_logging()`
-at the start of `main` for the Python side.
+TensorFlow, and ends with `quiet.run(main)` instead of absl's `app.run(main)`
+(with `flags_parser=cli.parse_flags` where it takes a --config). What the
+user then sees is described in `bn_zoo.training.console`: results on stdout;
+on stderr `[H:MM:SS] message` progress lines and, on failure, one line
+`ERROR (Kind): message` with exit status 1.
 
 The rule:
 
 * Default (neither `--verbosity` on the command line nor `TF_CPP_MIN_LOG_LEVEL`
-  in the environment): `TF_CPP_MIN_LOG_LEVEL=2`, so TensorFlow's C++ errors
-  show and its C++ info and warnings do not; the start-up lines are hidden,
-  and so is `failed call to cuInit` where the machine has no NVIDIA device
-  (where it has one, that line is a real problem and shows). In Python, bn_zoo
-  logs at INFO (its progress lines); other libraries (TensorFlow, TFDS, Keras)
-  show only their errors.
+  in the environment): TensorFlow starts with `TF_CPP_MIN_LOG_LEVEL=2`, so
+  its C++ errors show and its C++ info and warnings do not. Its start-up
+  lines (the oneDNN and CUDA-stub notices, the CPU-instructions notice,
+  `failed call to cuInit` on a machine without an NVIDIA device) are written
+  while it is imported, before any flag is parsed: this module imports
+  TensorFlow and Keras with stderr captured and writes back only what the
+  rule keeps. Afterwards a small filter process sits between the command and
+  its stderr (file descriptor 2) and drops what native code writes there
+  below the level (absl's C++ info lines, which `TF_CPP_MIN_LOG_LEVEL` does
+  not reach, the LiteRT converter's `fully_quantize: ...` line). In Python,
+  bn_zoo logs at INFO in the format above; other libraries' log records show
+  only at ERROR and above, and Python warnings only where they come from
+  bn_zoo's own files (not TensorFlow's tf.data options notice, not tf2onnx's
+  FutureWarning, not `tf.lite.Interpreter is deprecated`).
 * `--verbosity=N` (absl's flag, also `-v N`): every library's Python logs at
-  absl level N (1 debug, 0 info, -1 warning, -2 error), bn_zoo's included;
-  TensorFlow's C++ lines at the matching level (`TF_CPP_MIN_LOG_LEVEL` 0, 0,
-  1, 2 when the environment does not set it), start-up lines included.
+  absl level N (1 debug, 0 info, -1 warning, -2 error), bn_zoo's included,
+  in absl's format; every Python warning; TensorFlow's C++ lines at the
+  matching level (`TF_CPP_MIN_LOG_LEVEL` 0, 0, 1, 2 when the environment does
+  not set it), start-up lines included; a failure's traceback before its
+  ERROR line.
 * `TF_CPP_MIN_LOG_LEVEL` set in the environment: TensorFlow's C++ lines at
   that level, start-up lines included (TensorFlow itself prints some of
-  them whatever the level).
+  them whatever the level); Python as by default.
 
-Nothing is captured when the C++ level is 0, so a crash inside TensorFlow's
-import is fully visible with `--verbosity=0` or `TF_CPP_MIN_LOG_LEVEL=0`.
-Python errors (tracebacks, bn_zoo's `ERROR ...` lines) always show.
+Nothing is captured or filtered when the C++ level is 0, so a crash inside
+TensorFlow's import is fully visible with `--verbosity=0` or
+`TF_CPP_MIN_LOG_LEVEL=0`. Python errors always show.
 
-TensorFlow starts with SIGTERM and SIGINT blocked, so the threads it starts
-then never take these signals: they reach the main thread, where Python and
-the trainer's preemption handling see them, or stay pending while TensorFlow
-holds that thread (see `bn_zoo.training.cluster.deadline`).
+`--help` (also `-h`, `--helpshort`, `--helpfull`) prints the command's
+description and bn_zoo's flags, then exits 0, before TensorFlow is imported:
+in that case this module imports bn_zoo's packages without their
+`__init__` (which import Keras), so only the modules that define the flags
+run (a trainer imports the rest of bn_zoo inside its `main`).
+
+Ctrl-C while the command starts (TensorFlow imports, the command's modules
+load) prints one line and exits 130. TensorFlow starts with SIGTERM and
+SIGINT blocked, so the threads it starts then never take these signals: they
+reach the main thread, where Python and the trainer's preemption handling
+see them, or stay pending while TensorFlow holds that thread (see
+`bn_zoo.training.cluster.deadline`).
 """
 
+import atexit
 import glob
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
+import time
+import warnings
+
+_STARTED = time.time()
 
 # absl's -v/--verbosity levels -> TF_CPP_MIN_LOG_LEVEL (0 info ... 3 fatal).
 _VERBOSITY_NAMES = {"debug": 1, "info": 0, "warning": -1, "error": -2, "fatal": -3}
@@ -51,6 +76,13 @@ _TF_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) ")
 _PYTHON_WARNING = re.compile(r"^\S.*:\d+: \w*Warning: ")
 _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called"
 _SEVERITIES = {"I": 0, "W": 1, "E": 2, "F": 3}
+# Lines native code prints without a log prefix, at info level.
+_NATIVE_INFO = re.compile(r"^fully_quantize: \d+, inference_type: ")
+_HELP_FLAGS = ("-h", "-?", "--help", "-help", "--helpshort", "-helpshort",
+               "--helpfull", "-helpfull")
+_INTERRUPTED = (
+    "Interrupted (Ctrl-C) while the command was starting; nothing was run or written.")
+_OUR_PACKAGES = ("bn_zoo", "trainers", "configs")
 
 
 def verbosity_argument(argv):
@@ -78,6 +110,16 @@ def verbosity_argument(argv):
         return 0
 
 
+def help_argument(argv):
+    """The help flag in `argv` (`--help`, `-h`, `--helpfull`, ...), or None."""
+    for arg in argv[1:]:
+        if arg == "--":
+            return None
+        if arg in _HELP_FLAGS:
+            return arg
+    return None
+
+
 def cpp_log_level(verbosity):
     """TF_CPP_MIN_LOG_LEVEL for absl verbosity `verbosity` (None: the default, 2)."""
     if verbosity is None:
@@ -101,6 +143,8 @@ def _records(text):
             records.append([_SEVERITIES[match.group(1)], line])
         elif line.startswith(_ABSL_PREAMBLE):
             records.append(["preamble", line])
+        elif _NATIVE_INFO.match(line):
+            records.append([0, line])
         elif records and records[-1][0] not in (None, "preamble") \
                 and not _PYTHON_WARNING.match(line):
             records[-1][1] += line
@@ -127,6 +171,131 @@ def kept_lines(text, level, hide_cuinit):
     return "".join(kept)
 
 
+class NativeLineFilter:
+    """The rule of `kept_lines`, one line at a time, for what native code
+    writes to stderr while the command runs: a log line below `level` (and a
+    failed cuInit if `hide_cuinit`) is dropped, absl's preamble is kept only
+    before a kept log line; every other line passes unchanged."""
+
+    def __init__(self, level, hide_cuinit):
+        self.level = level
+        self.hide_cuinit = hide_cuinit
+        self._preamble = b""
+
+    def __call__(self, line):
+        """The bytes to write for `line` (bytes, with its newline)."""
+        text = line.decode("utf-8", "replace")
+        if text.startswith(_ABSL_PREAMBLE):
+            self._preamble = line
+            return b""
+        match = _GLOG_LINE.match(text) or _TF_LINE.match(text)
+        severity = _SEVERITIES[match.group(1)] if match else (
+            0 if _NATIVE_INFO.match(text) else None)
+        if severity is None:
+            return line
+        if severity < self.level or (self.hide_cuinit and "failed call to cuInit" in text):
+            return b""
+        line, self._preamble = self._preamble + line, b""
+        return line
+
+
+def _filter_stream(level, hide_cuinit, source=0, target=2):
+    """The filter process: copies `source` to `target` through
+    NativeLineFilter until end of file. It ignores SIGINT and SIGTERM (a
+    Ctrl-C reaches the whole process group): it ends when the command and its
+    children have closed their stderr."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    keep = NativeLineFilter(level, hide_cuinit)
+    with os.fdopen(source, "rb", buffering=0) as stream:
+        pending = b""
+        while True:
+            chunk = stream.read(65536)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            out = b"".join(keep(line + b"\n") for line in lines)
+            if out:
+                _write_all(target, out)
+        if pending:
+            _write_all(target, keep(pending))
+
+
+def _write_all(fd, data):
+    while data:
+        try:
+            written = os.write(fd, data)
+        except BrokenPipeError:
+            return
+        data = data[written:]
+
+
+class _StderrFilter:
+    """Puts a filter process (`_filter_stream`) between this process's file
+    descriptor 2 and the real stderr, for what native code writes there.
+    Python's `sys.stderr` writes to the real stderr directly, so its lines
+    keep their order with stdout's. At exit fd 2 is restored and the filter
+    drained, so no line arrives after the command has ended. A process
+    killed outright loses nothing either: the filter reads until every
+    writer has closed its end."""
+
+    def __init__(self, level, hide_cuinit):
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        read_end, write_end = os.pipe()
+        self._process = subprocess.Popen(
+            [sys.executable, "-S", "-E", os.path.abspath(__file__), "--filter-stderr",
+             str(level), "1" if hide_cuinit else "0"],
+            stdin=read_end, stdout=subprocess.DEVNULL, stderr=self._saved,
+            start_new_session=False)
+        os.close(read_end)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        sys.stderr = os.fdopen(os.dup(self._saved), "w", buffering=1,
+                               encoding=sys.stderr.encoding, errors="backslashreplace")
+        atexit.register(self.close)
+
+    def close(self):
+        """Restores the real stderr and waits (a few seconds at most) for the
+        filter to write what it holds."""
+        if self._process is None:
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # A child still holds the pipe.
+            pass
+        self._process = None
+
+
+class _Interrupted(SystemExit):
+    """Ctrl-C while the command starts (exit status 130)."""
+
+    def __init__(self):
+        super().__init__(130)
+
+
+_capturing = False
+
+
+def _interrupted_line():
+    os.write(2, (f"ERROR (KeyboardInterrupt): {_INTERRUPTED}\n").encode())
+
+
+def _on_interrupt_while_starting(signum, frame):
+    """SIGINT before `run` starts the command: one line, exit status 130 (while
+    the start-up output is captured, `_quiet_start` writes the line)."""
+    if not _capturing:
+        _interrupted_line()
+    raise _Interrupted()
+
+
 def _start_tensorflow():
     """Imports TensorFlow and Keras and lists the devices, with SIGTERM and
     SIGINT blocked meanwhile: the threads TensorFlow starts then inherit the
@@ -144,9 +313,13 @@ def _start_tensorflow():
 
 
 def _quiet_start():
-    """Sets TF_CPP_MIN_LOG_LEVEL and starts TensorFlow with stderr captured."""
+    """Sets TF_CPP_MIN_LOG_LEVEL, the filters of the default verbosity, and
+    starts TensorFlow with stderr captured."""
+    global _capturing
+
     if "tensorflow" in sys.modules:  # Too late (e.g. under pytest): leave it be.
         return
+    signal.signal(signal.SIGINT, _on_interrupt_while_starting)
     verbosity = verbosity_argument(sys.argv)
     default = verbosity is None and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", str(cpp_log_level(verbosity)))
@@ -154,40 +327,80 @@ def _quiet_start():
         level = int(os.environ["TF_CPP_MIN_LOG_LEVEL"])
     except ValueError:
         level = 0
+    if verbosity is None:
+        _hide_library_warnings()
     if level <= 0:
         _start_tensorflow()
         return
-    sys.stderr.flush()
+    hide_cuinit = default and not has_nvidia_device()
     try:
-        saved = os.dup(2)
-    except OSError:  # No stderr to capture.
+        _StderrFilter(level, hide_cuinit)
+    except OSError:  # No stderr to filter.
         return
+    sys.stderr.flush()
+    saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), 2)
-        failed = True
+        outcome = "failed"  # Then everything captured is written back.
+        _capturing = True
         try:
             _start_tensorflow()
-            failed = False
+            outcome = "started"
+        except _Interrupted:
+            outcome = "interrupted"
+            raise
         finally:
+            _capturing = False
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
             text = capture.read().decode("utf-8", "replace")
-            if not failed:
-                text = kept_lines(text, level, default and not has_nvidia_device())
-            if text:
+            if outcome == "started":
+                text = kept_lines(text, level, hide_cuinit)
+            if outcome == "interrupted":
+                _interrupted_line()
+            elif text:
                 os.write(2, text.encode("utf-8"))
 
 
 def _our_directories():
-    import bn_zoo
-
-    dirs = [os.path.dirname(bn_zoo.__file__), os.path.dirname(__file__)]
-    configs = sys.modules.get("configs")
-    if configs is not None and getattr(configs, "__file__", None):
-        dirs.append(os.path.dirname(configs.__file__))
+    """The directories of bn_zoo, trainers/ and configs/ (found without
+    importing them)."""
+    dirs = []
+    for name in _OUR_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.submodule_search_locations:
+            dirs.extend(spec.submodule_search_locations)
     return tuple(os.path.realpath(d) + os.sep for d in dirs)
+
+
+class _Ours:
+    """Whether a file is one of bn_zoo's (cached per path)."""
+
+    def __init__(self):
+        self._dirs = _our_directories()
+        self._seen = {}
+
+    def __call__(self, path):
+        if path not in self._seen:
+            self._seen[path] = os.path.realpath(path).startswith(self._dirs)
+        return self._seen[path]
+
+
+def _hide_library_warnings():
+    """Python warnings show only where they come from bn_zoo's own files."""
+    ours = _Ours()
+    show = warnings.showwarning
+
+    def show_ours(message, category, filename, lineno, file=None, line=None):
+        if ours(filename):
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_ours
 
 
 class OnlyOurInfo:
@@ -195,25 +408,48 @@ class OnlyOurInfo:
     level; other libraries' records only at ERROR and above."""
 
     def __init__(self):
-        self._ours = _our_directories()
-        self._seen = {}
+        self._ours = _Ours()
 
     def filter(self, record):
         import logging
 
+        return record.levelno >= logging.ERROR or self._ours(record.pathname)
+
+
+class LineFormatter:
+    """A logging formatter for the default verbosity: bn_zoo's records as
+    `[H:MM:SS] message` (a warning as `[H:MM:SS] WARNING: message`, an error
+    as `ERROR (Kind): message`, Kind the exception being handled), other
+    libraries' records (errors only, see OnlyOurInfo) in absl's format."""
+
+    def __init__(self, library_formatter, started=None):
+        self._library = library_formatter
+        self._ours = _Ours()
+        self._started = _STARTED if started is None else started
+
+    def format(self, record):
+        import logging
+
+        from bn_zoo.training import console
+
+        if not self._ours(record.pathname):
+            return self._library.format(record)
+        message = record.getMessage()
         if record.levelno >= logging.ERROR:
-            return True
-        path = record.pathname
-        if path not in self._seen:
-            self._seen[path] = os.path.realpath(path).startswith(self._ours)
-        return self._seen[path]
+            error = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+            return console.error_line(type(error).__name__ if error else "Error", message)
+        stamp = f"[{console.clock(record.created - self._started)}] "
+        if record.levelno >= logging.WARNING:
+            message = f"WARNING: {message}"
+        return stamp + message.replace("\n", "\n" + " " * len(stamp))
 
 
 def set_up_logging():
     """Python logging of an entry point, by the rule in the module docstring.
 
-    Call it at the start of `main` (after absl parsed the flags and installed
-    its handler). Without `--verbosity`: absl level INFO, and a filter on the
+    `run` calls it after absl parsed the flags and installed its handler
+    (calling it again does nothing). Without `--verbosity`: absl level INFO,
+    bn_zoo's records in the LineFormatter format, and a filter on the
     handlers that hides other libraries' records below ERROR. With it:
     absl's own rule, untouched.
     """
@@ -224,13 +460,114 @@ def set_up_logging():
     if flags.FLAGS["verbosity"].present:
         return
     logging.set_verbosity(logging.INFO)
+    absl_handler = logging.get_absl_handler()
+    if not isinstance(absl_handler.python_handler.formatter, LineFormatter):
+        absl_handler.setFormatter(LineFormatter(absl_handler.python_handler.formatter))
     only_ours = OnlyOurInfo()
-    handlers = {logging.get_absl_handler()}
+    handlers = {absl_handler}
     for logger in (std_logging.getLogger(), std_logging.getLogger("tensorflow")):
         handlers.update(logger.handlers)
     for handler in handlers:
         if not any(isinstance(f, OnlyOurInfo) for f in handler.filters):
             handler.addFilter(only_ours)
+
+
+def parse_flags(argv):
+    """absl's flag parsing; a bad flag is one line `ERROR (Kind): ...` and exit
+    status 1 (absl prints `FATAL Flags parsing error` and its usage hint)."""
+    from absl import flags
+
+    from bn_zoo.training import console
+
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        console.fail(error, type(error).__name__, console.flag_error_message(error), argv)
+
+
+def print_help(main, argv=None):
+    """The command's description and bn_zoo's flags (the key flags of the
+    module that defines `main`), then absl's, on stdout."""
+    from absl import flags
+
+    argv = sys.argv if argv is None else argv
+    module = sys.modules.get(main.__module__)
+    name = argv[0] if main.__module__ == "__main__" else main.__module__
+    doc = (getattr(sys.modules.get("__main__"), "__doc__", None)
+           or getattr(module, "__doc__", None) or "").strip("\n")
+    lines = [doc.rstrip(), ""] if doc else []
+    ours = flags.FLAGS.module_help(name).strip("\n").split("\n")[1:]
+    lines += ["Flags:", *ours, "",
+              "Output: results on stdout; progress lines `[H:MM:SS] ...` and, on failure, "
+              "one line `ERROR (Kind): ...` on stderr.",
+              "  --verbosity=N (-v N): absl's log level (0 info, 1 debug): shows the "
+              "libraries' logs and warnings and a failure's traceback as well.",
+              "  --helpfull: every flag, absl's included."]
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:  # e.g. piped into head.
+        sys.exit(0)
+    if help_argument(argv) in ("--helpfull", "-helpfull"):
+        from absl import logging  # noqa: F401 - defines absl's logging flags.
+
+        print(flags.FLAGS.get_help(), flush=True)
+
+
+def run(main, flags_parser=None):
+    """Runs the command `main(argv)` as absl's `app.run` does, with bn_zoo's
+    output rules: `--help` answered at once (exit 0), a bad flag and any
+    failure of `main` printed as one line `ERROR (Kind): message` (exit
+    status 1; 130 for Ctrl-C), and `set_up_logging()` before `main`.
+
+    `flags_parser` replaces `parse_flags` (e.g. `cli.parse_flags`, which also
+    explains an unknown --config.<field>)."""
+    from absl import app
+
+    from bn_zoo.training import console
+
+    if help_argument(sys.argv):
+        print_help(main)
+        sys.exit(0)
+    if signal.getsignal(signal.SIGINT) is _on_interrupt_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def checked_main(argv):
+        set_up_logging()
+
+        def call():
+            if len(argv) > 1:
+                raise app.UsageError(
+                    f"Unexpected arguments: {' '.join(argv[1:])}. Flags are written "
+                    "--name=value; --help lists them.")
+            return main(argv)
+
+        return console.report_errors(call)
+
+    app.run(checked_main, flags_parser=flags_parser or parse_flags)
+
+
+class _BarePackages(importlib.abc.MetaPathFinder):
+    """For --help: bn_zoo's packages are imported without running their
+    `__init__.py` (which import Keras), so that the modules defining the
+    flags (the trainers, `bn_zoo.training.cli`) load without TensorFlow. A
+    trainer imports what its `main` needs inside `main`."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] != "bn_zoo":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and spec.loader is not None \
+                and spec.submodule_search_locations is not None:
+            spec.loader = _NoInit()
+        return spec
+
+
+class _NoInit(importlib.abc.Loader):
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        pass
 
 
 def _require_tensorflow_backend():
@@ -251,5 +588,10 @@ def _require_tensorflow_backend():
         sys.exit(1)
 
 
-_quiet_start()
-_require_tensorflow_backend()
+if __name__ == "__main__" and sys.argv[1:2] == ["--filter-stderr"]:
+    _filter_stream(int(sys.argv[2]), sys.argv[3] == "1")
+elif help_argument(sys.argv) and "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _BarePackages())
+else:
+    _quiet_start()
+    _require_tensorflow_backend()

@@ -1,9 +1,9 @@
 r"""Trains one experiment of bn_zoo with the custom tf.distribute loop.
 
-    python -m trainers.train --config=configs/mnist_bn_mlp.py --workdir=workdirs/bn_mlp
-    python -m trainers.train --config=configs/mnist_bn_mlp.py --workdir=/tmp/short \
+    python -m trainers.train --config=configs/mnist.py:bn_mlp --workdir=workdirs/bn_mlp
+    python -m trainers.train --config=configs/mnist.py:bn_mlp --workdir=/tmp/short \
         --config.num_train_steps=2000 --strategy=mirrored --config.num_cpu_devices=2
-    python -m trainers.train --config=configs/mnist_bn_mlp.py --print_config
+    python -m trainers.train --config=configs/mnist.py:bn_mlp --print_config
 
 Rerunning the same command resumes from the newest checkpoint in --workdir.
 --print_config prints every config field (--config.<field>=value overrides
@@ -12,7 +12,7 @@ bn_zoo's progress lines and the final results; --verbosity=0 adds the
 libraries' logs (trainers/quiet.py).
 """
 
-from trainers import quiet  # First: quiets TensorFlow before it starts.
+from . import quiet  # First: quiets TensorFlow before it starts.
 
 from absl import app, flags
 
@@ -52,6 +52,12 @@ def main(argv):
     print("final:", ", ".join(f"{k}={v}" for k, v in sorted(final.items())), flush=True)
 
 
-if __name__ == "__main__":
+def run():
+    """The console command `bn-zoo-train` (pyproject.toml), as
+    `python -m trainers.train`."""
     cli.require_flags()
-    app.run(main, flags_parser=cli.parse_flags)
+    quiet.run(main, flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -7,11 +7,13 @@ one worker, so a trainer runs
         imagenet.dataset_fn(config, global_batch_size, training=True))
 
 Each pipeline reads its own shard of the files (or, with fewer files than
-pipelines, its own shard of the records), interleaves the files, shuffles the
-records in a large buffer (the paper's "shuffle training examples more
-thoroughly", Section 4.2.1), repeats for training, decodes and preprocesses in
-parallel (`bn_zoo.data.preprocessing`), batches at the per-replica size and
-prefetches. Elements are `(images, labels)`: images `[b, s, s, 3]` in [-1, 1]
+pipelines, its own shard of the records), epoch after epoch for training,
+interleaves the files, permutes windows of consecutive records (the paper's
+"shuffle training examples more thoroughly", Section 4.2.1), decodes and
+preprocesses in parallel (`bn_zoo.data.preprocessing`), batches at the
+per-replica size and prefetches. With a seed the training order is a pure
+function of (seed, pipeline, step), so a pipeline built at `start_step`
+resumes exactly (`build_dataset`). Elements are `(images, labels)`: images `[b, s, s, 3]` in [-1, 1]
 of `config.dtype`, labels `[b]` int32 class indices in [0, num_classes).
 
 The data comes from TensorFlow Datasets (`source="tfds"`, the `imagenet2012`
@@ -19,6 +21,11 @@ builder prepared from the manual download) or from TFRecord shards in the
 standard layout (`source="tfrecord"`, see `bn_zoo.data.tfrecords`). Call
 `validate(config)` before writing any training state: it fails fast, with the
 file and the fix, on missing, corrupt or mislabelled data.
+
+`ImageNetInput` is this pipeline as a data source of the trainer
+(`config.data.name = "imagenet"`, `bn_zoo.training.inputs`): every field of
+`default_config()` is a field of the trainer's `config.data`
+(`pipeline_config` turns one into the other).
 """
 
 import dataclasses
@@ -27,16 +34,20 @@ import random
 import ml_collections
 import tensorflow as tf
 from absl import logging
+from ml_collections.config_dict import placeholder
 
-from bn_zoo.data import preprocessing, tfrecords
+from bn_zoo.data import errors, ordering, preprocessing, tfrecords
 from bn_zoo.data.tfrecords import DataError, DataNotFoundError
 
 SOURCES = ("tfds", "tfrecord")
-# Section 4.2.1's "within-shard shuffling": records shuffled in a buffer this
-# large (per pipeline; ~1.1 GB of JPEG bytes on ImageNet). A buffer of 1 reads
-# each shard's records in order, as the paper's baseline did.
+# Section 4.2.1's "within-shard shuffling": windows of this many consecutive
+# records permuted (per pipeline; ~1.1 GB of JPEG bytes on ImageNet, two
+# windows held). A window of 1 reads each shard's records in order, as the
+# paper's baseline did.
 THOROUGH_SHUFFLE_BUFFER_SIZE = 10_000
 _READ_BUFFER_BYTES = 8 << 20
+# Streams of (seed, epoch) seeds (bn_zoo.data.ordering): file order, windows.
+_FILE_SALT, _WINDOW_SALT = 3, 4
 
 
 def default_config():
@@ -152,13 +163,13 @@ def _read_tfrecord_file(path):
 
 
 def _tfrecord_examples(s, split, training, input_context, seed, deterministic):
+    """The records of `split` once (evaluation and checks), this pipeline's share."""
+    del training, seed  # Training reads through _train_stream.
     plan = plan_shards(tfrecords.list_shards(s.data_dir, split), input_context)
     if plan.reason:
         logging.warning("Record-level sharding of %s: %s", split, plan.reason)
     files = tf.data.Dataset.from_tensor_slices(list(plan.files))
     file_level = plan.num_record_shards == 1
-    if training and file_level:
-        files = files.shuffle(len(plan.files), seed=seed).repeat()
     examples = files.interleave(
         _read_tfrecord_file,
         cycle_length=min(s.cycle_length, len(plan.files)),
@@ -167,9 +178,93 @@ def _tfrecord_examples(s, split, training, input_context, seed, deterministic):
         deterministic=deterministic or not file_level)
     if not file_level:
         examples = examples.shard(plan.num_record_shards, plan.record_shard_index)
-        if training:
-            examples = examples.repeat()
     return examples
+
+
+def _count_records(files):
+    """Records in each of `files` (read, not parsed), in parallel."""
+    counts = tf.data.Dataset.from_tensor_slices(list(files)).map(
+        lambda path: tf.data.TFRecordDataset(path, buffer_size=_READ_BUFFER_BYTES).reduce(
+            tf.constant(0, tf.int64), lambda count, _: count + 1),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return [int(c) for c in counts.as_numpy_iterator()]
+
+
+def _tfrecord_epochs(s, split, input_context, order_seed, deterministic):
+    """`(make_epoch, epoch_length)` of this pipeline's training records: epoch
+    e reads its files in the order `stateless_shuffle` draws from
+    (order_seed, e), interleaved; `epoch_length()` counts its records."""
+    plan = plan_shards(tfrecords.list_shards(s.data_dir, split), input_context)
+    if plan.reason:
+        logging.warning("Record-level sharding of %s: %s", split, plan.reason)
+    files = list(plan.files)
+    file_level = plan.num_record_shards == 1
+
+    def make_epoch(e):
+        names = tf.constant(files)
+        if len(files) > 1:
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(len(files)), seed=ordering.epoch_seed(order_seed, _FILE_SALT, e))
+            names = tf.gather(names, order)
+        examples = tf.data.Dataset.from_tensor_slices(names).interleave(
+            _read_tfrecord_file, cycle_length=min(s.cycle_length, len(files)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic or not file_level)
+        if not file_level:
+            examples = examples.shard(plan.num_record_shards, plan.record_shard_index)
+        return examples
+
+    def epoch_length():
+        total = sum(_count_records(files))
+        if file_level:
+            return total
+        shards, index = plan.num_record_shards, plan.record_shard_index
+        return (total - index + shards - 1) // shards
+
+    return make_epoch, epoch_length
+
+
+def _tfds_epochs(s, split, input_context):
+    """`(make_epoch, epoch_length)` for the tfds source: every epoch reads
+    this pipeline's share of the split in its stored order (TFDS shuffled
+    the examples when it prepared them)."""
+    examples = _tfds_examples(s, split, False, input_context, None)
+
+    def epoch_length():
+        known = int(examples.cardinality())
+        if known >= 0:
+            return known
+        return int(examples.reduce(tf.constant(0, tf.int64), lambda count, *_: count + 1))
+
+    return (lambda e: examples), epoch_length
+
+
+def _train_stream(s, split, input_context, seed, start_element, deterministic):
+    """This pipeline's training records from its element `start_element` on,
+    enumerated from there: a pure function of (seed, element), see
+    `build_dataset`."""
+    pipeline = input_context.input_pipeline_id if input_context else 0
+    if s.source == "tfrecord":
+        # Record-level shards need one file order for all pipelines: the base seed's.
+        make_epoch, epoch_length = _tfrecord_epochs(
+            s, split, input_context, seed - pipeline, deterministic)
+    else:
+        make_epoch, epoch_length = _tfds_epochs(s, split, input_context)
+    first_epoch, offset = 0, 0
+    if start_element:
+        length = epoch_length()
+        if length < 1:
+            raise DataError(f"The `{split}` split has no records for input pipeline "
+                            f"{pipeline}: nothing to train on.")
+        first_epoch, offset = divmod(start_element, length)
+
+    def shuffled_epoch(e):
+        return ordering.window_shuffle(
+            make_epoch(e), s.shuffle_buffer_size, ordering.epoch_seed(seed, _WINDOW_SALT, e))
+
+    stream = ordering.epochs(shuffled_epoch, first_epoch).skip(offset)
+    # Read on across an epoch's end while its last records decode.
+    return stream.enumerate(start=start_element).prefetch(tf.data.AUTOTUNE)
 
 
 def _load_tfds(s, split, training, input_context, seed):
@@ -215,29 +310,47 @@ def _tfds_examples(s, split, training, input_context, seed):
     examples = examples.map(describe)
     if shards:
         examples = examples.shard(*shards)
-    return examples.repeat() if training else examples
+    return examples
 
 
 def _checked(image, stored_label, where, num_classes, offset):
-    """Fails loudly, naming the record, on a non-JPEG image or a bad label."""
+    """Fails loudly, naming the record, on a non-JPEG image or a bad label
+    (an `OpError` that `bn_zoo.data.errors.data_error_from` turns into the
+    `DataError`)."""
     label = stored_label - offset
     checks = [
-        tf.debugging.Assert(tf.io.is_jpeg(image), [
-            "The image is not JPEG data (image/encoded must hold a JPEG file; "
-            "re-encode it or drop the record):", where]),
-        tf.debugging.Assert(tf.logical_and(label >= 0, label < num_classes), [
-            "Label out of range at", where, ": stored label", stored_label,
-            "minus label_offset", offset, "is outside [0, num_classes) with "
-            "num_classes", num_classes, ". Set label_offset (1 for labels 1..1000 "
-            "as in the standard layout, 0 for 0..999) and num_classes to match "
-            "the data (-1 means the record has no image/class/label)."]),
+        errors.assert_named(
+            tf.io.is_jpeg(image), "The image is not JPEG data (image/encoded must hold a "
+            "JPEG file; re-encode it or drop the record): ", where, "."),
+        errors.assert_named(
+            tf.logical_and(label >= 0, label < num_classes), "Label out of range at ", where,
+            ": stored label ",
+            tf.strings.as_string(stored_label), " minus label_offset ", str(offset),
+            f" is outside [0, {num_classes}). Set label_offset (1 for labels 1..1000 as in "
+            "the standard layout, 0 for 0..999) and num_classes to match the data (-1 "
+            "means the record has no image/class/label)."),
     ]
     with tf.control_dependencies(checks):
         return tf.identity(image), tf.cast(label, tf.int32)
 
 
-def build_dataset(config, global_batch_size, training, split=None, input_context=None):
+def build_dataset(config, global_batch_size, training, split=None, input_context=None,
+                  start_step=0):
     """The `tf.data.Dataset` of one input pipeline (see the module docstring).
+
+    Training order: with a `seed`, a pure function of (seed, pipeline,
+    step). Each pipeline reads epochs of its records (its shard of the
+    files, or of the records with fewer files than pipelines); epoch e
+    reads the files in an order drawn from (seed, e) (tfrecord; tfds reads
+    them in their stored order), interleaved, and permutes each run of
+    `shuffle_buffer_size` consecutive records with a stateless shuffle
+    seeded by (seed, e, run) (`bn_zoo.data.ordering.window_shuffle`); image
+    k of the pipeline's stream is augmented with the seed (seed, k). A
+    pipeline built with `start_step` s starts at its record s · (global
+    batch / pipelines): it counts its records (one read of its files, not
+    decoded), skips whole epochs and reads the rest of the current one,
+    and yields exactly the batches an uninterrupted pipeline yields from
+    step s on.
 
     Args:
         config: Input config (`default_config()` fields; others are errors).
@@ -247,37 +360,42 @@ def build_dataset(config, global_batch_size, training, split=None, input_context
         split: Split to read; default `config.train_split` or `eval_split`.
         input_context: The `tf.distribute.InputContext` of this pipeline, or
             None for a single pipeline.
+        start_step: Training: the global step of the first batch.
     """
     s = settings(config)
     split = split or (s.train_split if training else s.eval_split)
     batch_size = per_replica_batch_size(global_batch_size, input_context)
     pipeline = input_context.input_pipeline_id if input_context else 0
-    seed = None if s.seed is None else s.seed + pipeline
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    if isinstance(start_step, bool) or int(start_step) != start_step or start_step < 0:
+        raise ValueError(f"`start_step` must be an integer >= 0; received {start_step!r}.")
     deterministic = not training or s.seed is not None
-    if s.source == "tfrecord":
-        examples = _tfrecord_examples(s, split, training, input_context, seed, deterministic)
-    else:
-        examples = _tfds_examples(s, split, training, input_context, seed)
     offset = label_offset(s)
 
     if training:
-        examples = examples.shuffle(s.shuffle_buffer_size, seed=seed)
-        # Per-image seeds [pipeline seed, position]: reproducible augmentation
-        # whatever the parallelism, new at every epoch.
-        element_seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+        # Without a seed the order is new in every process (and not resumable).
+        base_seed = random.SystemRandom().randrange(2**31) if s.seed is None else s.seed
+        seed = base_seed + pipeline
+        start_element = int(start_step) * (global_batch_size // pipelines)
+        examples = _train_stream(s, split, input_context, seed, start_element, deterministic)
 
         def prepare_train(position, example):
             image, label = _checked(*example, s.num_classes, offset)
             image = preprocessing.preprocess_for_train(
-                image, tf.stack([tf.constant(element_seed, tf.int64), position]),
+                image, tf.stack([tf.constant(seed, tf.int64), position]),
                 s.image_size, s.distortion_strength, tuple(s.area_range),
                 tuple(s.aspect_ratio_range), s.dtype)
             return image, label
 
-        examples = examples.enumerate().map(
+        examples = examples.map(
             prepare_train,
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     else:
+        if s.source == "tfrecord":
+            examples = _tfrecord_examples(s, split, False, input_context, None, deterministic)
+        else:
+            examples = _tfds_examples(s, split, False, input_context, None)
+
         def prepare_eval(*example):
             image, label = _checked(*example, s.num_classes, offset)
             return preprocessing.preprocess_for_eval(
@@ -292,7 +410,7 @@ def build_dataset(config, global_batch_size, training, split=None, input_context
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def dataset_fn(config, global_batch_size, training, split=None):
+def dataset_fn(config, global_batch_size, training, split=None, start_step=0):
     """`fn(input_context)` for `strategy.distribute_datasets_from_function`.
 
     The config and batch size are checked now, so mistakes surface before the
@@ -302,7 +420,8 @@ def dataset_fn(config, global_batch_size, training, split=None):
     per_replica_batch_size(global_batch_size)
 
     def fn(input_context=None):
-        return build_dataset(config, global_batch_size, training, split, input_context)
+        return build_dataset(config, global_batch_size, training, split, input_context,
+                             start_step)
 
     return fn
 
@@ -315,7 +434,8 @@ def eval_examples(config, split=None):
     string of JPEG bytes and an int32 class index in [0, num_classes) (the
     stored label minus `label_offset`). A record that is not JPEG or whose
     label is out of range stops the iteration with an
-    `InvalidArgumentError` naming the record.
+    `InvalidArgumentError` naming the record (`bn_zoo.data.errors.
+    named_data_errors` turns it into a `DataError`).
 
     Args:
         config: Input config (`default_config()` fields; only the source,
@@ -415,3 +535,178 @@ def validate(config, splits=None, num_files=1, num_records=1):
         files = tfrecords.list_shards(s.data_dir, split)
         for path in files if num_files is None else files[:num_files]:
             _validate_records(_read_tfrecord_file(path), num_records, s, offset, path)
+
+
+# ------------------------------------------------- the trainer's data source
+# Fields of the trainer's config.data that are not input-pipeline settings.
+_TRAINER_FIELDS = ("name", "validate_num_files", "validate_num_records")
+
+def pipeline_config(data):
+    """The input config (`default_config()` fields) of the trainer's resolved
+    `config.data` (a `ConfigDict` or dict, as config.json holds it)."""
+    values = dict(data.to_dict() if hasattr(data, "to_dict") else data)
+    for field in _TRAINER_FIELDS:
+        values.pop(field, None)
+    values["area_range"] = tuple(values["area_range"])
+    values["aspect_ratio_range"] = tuple(values["aspect_ratio_range"])
+    return values
+
+
+class ImageNetInput:
+    """ImageNet (TFDS or TFRecord shards) as a data source of the trainer:
+    the input interface of `bn_zoo.training.inputs`, top-1 and top-5
+    evaluation on the validation split.
+
+    One pipeline per worker through `strategy.distribute_datasets_from_function`
+    (see the module docstring). `distortion_strength` and `shuffle_buffer_size`
+    left at None come from the model's recipe (the BN-x networks "reduce the
+    photometric distortions", Section 4.2.1). The data is checked (`validate`)
+    when the source is created, which the trainer does before it writes
+    anything to the workdir: a missing or empty directory, a corrupt shard, an
+    image that does not decode or a label out of range is one `DataError`
+    naming the file and the fix.
+
+    The pipeline scales images to [-1, 1] itself, which is the registry's
+    "inception" preprocessing mode, so the trainer's `preprocess` is not
+    applied.
+
+    Args:
+        data: The resolved `config.data`.
+        preprocess: Unused: the pipeline already scales to [-1, 1] (the
+            "inception" mode of `bn_zoo.models.preprocess_input`).
+    """
+
+    FIELD_DOCS = {
+        "name": ("Data source: mnist, mnist_inception, imagenet, image_folder, tfds, a "
+                 "registered name or 'package.module:Class' (bn_zoo.training.inputs)."),
+        "source": "tfds (imagenet2012 prepared by TensorFlow Datasets) or tfrecord (shards).",
+        "data_dir": (
+            "tfds: the TFDS data directory (None: $TFDS_DATA_DIR, else "
+            "~/tensorflow_datasets). tfrecord: the shard directory (required). Never "
+            "downloaded. --data_dir overrides it."),
+        "tfds_name": "TFDS builder name.",
+        "train_split": "Split to train on; tfds also accepts slices such as train[:10%].",
+        "eval_split": "Split to evaluate on.",
+        "num_classes": "Classes; a label outside [0, num_classes) after label_offset is an error.",
+        "label_offset": (
+            "Subtracted from stored labels. None: 1 for tfrecord (the standard layout "
+            "stores 1..1000), 0 for tfds."),
+        "image_size": "Output height and width of the crops.",
+        "distortion_strength": (
+            "Scale of the photometric distortions (0: none, 1: Inception's). None: the "
+            "recipe's distortion_strength (smaller for BN-x, Section 4.2.1)."),
+        "area_range": "Fraction of the image area the random training crop keeps.",
+        "aspect_ratio_range": "Width/height range of the random training crop.",
+        "central_fraction": "Fraction of each side the evaluation crop keeps.",
+        "dtype": "Dtype of the images: float32, bfloat16 or float16.",
+        "shuffle_buffer_size": (
+            "Records per input pipeline permuted together, a window of consecutive "
+            "records (1: each shard read in order). None: from the recipe's "
+            "shuffle_thoroughly (Section 4.2.1): 10,000 if True, else 1."),
+        "cycle_length": "Files one input pipeline reads at the same time (interleave).",
+        "eval_drop_remainder": "Drop the last partial evaluation batch (set True on TPU).",
+        "seed": ("Seed of the data order and augmentation (exact across a resume). None: "
+                 "the trainer's config.seed."),
+        "validate_num_files": (
+            "Preflight check before training: how many shards of each split it reads "
+            "(0: all)."),
+        "validate_num_records": "Preflight check: how many records of each checked shard (0: all).",
+    }
+
+    @staticmethod
+    def default_config():
+        """The trainer's `config.data` fields for ImageNet, with defaults."""
+        config = default_config().to_dict()
+        config.update({
+            "data_dir": placeholder(str),
+            "label_offset": placeholder(int),
+            "seed": placeholder(int),
+            "distortion_strength": placeholder(float),
+            "shuffle_buffer_size": placeholder(int),
+        })
+        return ml_collections.ConfigDict({
+            "name": "imagenet",
+            **config,
+            "validate_num_files": 0,
+            "validate_num_records": 1,
+        })
+
+    @staticmethod
+    def check_config(data):
+        """Raises ValueError naming the `config.data` field that is wrong
+        (`bn_zoo.training.inputs.check_config` reports it as a ConfigError)."""
+        for field in ("validate_num_files", "validate_num_records"):
+            value = data[field]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"config.data.{field} must be an integer >= 0 (0: all); "
+                                 f"got {value!r}.")
+        if data["distortion_strength"] is None:
+            raise ValueError("config.data.distortion_strength is not set; set it in [0, 1].")
+        try:
+            settings(pipeline_config(data))
+        except ValueError as error:
+            raise ValueError(f"config.data: {error}") from error
+
+    def __init__(self, data, preprocess=None):
+        del preprocess  # The pipeline scales to [-1, 1] itself.
+        self._config = pipeline_config(data)
+        self.num_classes = data.num_classes
+        validate(
+            self._config,
+            num_files=data.validate_num_files or None,
+            num_records=data.validate_num_records or None,
+        )
+        self.class_names = self._class_names()
+
+    def _class_names(self):
+        """The tfds builder's label names (WordNet IDs for imagenet2012) when
+        they match num_classes, else the class indices as strings (the
+        trainer names ImageNet's 1000 classes from bn_zoo.models.labels)."""
+        s = settings(self._config)
+        if s.source == "tfds":
+            import tensorflow_datasets as tfds
+
+            try:
+                label = tfds.builder(s.tfds_name, data_dir=s.data_dir).info.features["label"]
+                names = [str(n) for n in label.names]
+            except Exception:  # noqa: BLE001 - names are a nicety; indices otherwise.
+                names = []
+            if len(names) == s.num_classes:
+                return names
+        return [str(i) for i in range(s.num_classes)]
+
+    def _with_seed(self, seed):
+        config = dict(self._config)
+        if config["seed"] is None:
+            config["seed"] = seed
+        return config
+
+    def train_dataset_fn(self, global_batch_size, seed, start_step):
+        """Endless augmented training batches from global step `start_step`
+        on: the batches an uninterrupted run reads from that step
+        (`build_dataset`; a resume first counts the pipeline's records)."""
+        return dataset_fn(self._with_seed(seed), global_batch_size, training=True,
+                          start_step=start_step)
+
+    def eval_dataset_fn(self, global_batch_size):
+        """The validation split once, central crops; the last batch may be
+        partial (and a replica's share empty), which the weighted sums allow."""
+        return dataset_fn(self._config, global_batch_size, training=False)
+
+    def population_dataset(self, global_batch_size, seed):
+        """Global training batches for Algorithm 2's population statistics."""
+        return build_dataset(self._with_seed(seed), global_batch_size, training=True)
+
+    def probe_examples(self, num_examples):
+        """The first `num_examples` validation images, preprocessed.
+
+        Raises:
+            DataError: the validation split has fewer images.
+        """
+        dataset = build_dataset(self._config, num_examples, training=False)
+        images = next(iter(dataset))[0]
+        if images.shape[0] < num_examples:
+            raise DataError(
+                f"config.probe.num_examples={num_examples} is more than the "
+                f"{images.shape[0]} validation images; use at most that many.")
+        return tf.convert_to_tensor(images)

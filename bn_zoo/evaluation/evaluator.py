@@ -10,10 +10,13 @@
 The images of the evaluation split (`bn_zoo.data.imagenet.eval_examples`, in
 its deterministic order) are decoded with `tf.io.decode_jpeg(channels=3)` and
 cut into the crops of the protocol (`bn_zoo.evaluation.crops`) in the
-`tf.data` pipeline, once for every member. Each member scales the same 0-255
-crops its own way (`preprocess_input` with its mode) and outputs a softmax
-over the classes; an image's probabilities are the mean over its crops, and
-the ensemble's the mean over the members. A label is in the top k when fewer
+`tf.data` pipeline, once for every member. The crop fraction, protocol 1's
+crop mode and the resize method are the members' data config's
+(`Member.data_config`, from the registered weights) when they share one,
+else the paper's (central 87.5%, bilinear); arguments override both. Each
+member scales the same 0-255 crops its own way (`preprocess_input` with its
+mode) and outputs a softmax over the classes; an image's probabilities are
+the mean over its crops, and the ensemble's the mean over the members. A label is in the top k when fewer
 than k classes have a higher probability (`tf.math.in_top_k`, through
 `keras.metrics.SparseTopKCategoricalAccuracy`).
 
@@ -24,7 +27,7 @@ the other classes' logits. Any other class count than the data's is refused.
 """
 
 import dataclasses
-import sys
+import time
 
 import keras
 import numpy as np
@@ -35,6 +38,7 @@ from bn_zoo.data.tfrecords import DataError
 from bn_zoo.evaluation import crops as crops_lib
 from bn_zoo.evaluation.members import Member, common_input_size
 from bn_zoo.models.preprocessing import preprocess_input
+from bn_zoo.training import console
 
 TOP_K = (1, 5)
 # How far softmax outputs may be from a probability distribution (bfloat16
@@ -58,6 +62,8 @@ class Results:
     Attributes:
         protocol: Crops per image (1, 10 or 144).
         image_size: Side S of the crops.
+        crops: The crops in words (`crops.describe`), e.g. "1 crop (central
+            87.5%)".
         num_images: Images evaluated.
         data: The data read, e.g. "imagenet2012 validation".
         members: An `Accuracy` per member, in the order given.
@@ -81,6 +87,7 @@ class Results:
     labels: np.ndarray = dataclasses.field(default=None, repr=False)
     probabilities: tuple = dataclasses.field(default=None, repr=False)
     ensemble_probabilities: np.ndarray = dataclasses.field(default=None, repr=False)
+    crops: str = None
 
     @property
     def rows(self):
@@ -95,7 +102,7 @@ class Results:
 
         return {
             "protocol": self.protocol,
-            "crops": crops_lib.PROTOCOL_NAMES[self.protocol],
+            "crops": self.crops or crops_lib.PROTOCOL_NAMES[self.protocol],
             "image_size": self.image_size,
             "num_images": self.num_images,
             "data": self.data,
@@ -106,7 +113,7 @@ class Results:
     def table(self):
         """The results as a text table, one row per model and the ensemble."""
         width = max(len("model"), *(len(a.name) for a in self.rows))
-        lines = [f"{crops_lib.PROTOCOL_NAMES[self.protocol]}, {self.image_size}x"
+        lines = [f"{self.crops or crops_lib.PROTOCOL_NAMES[self.protocol]}, {self.image_size}x"
                  f"{self.image_size}, {self.num_images} images of {self.data}",
                  f"{'model':<{width}}   top-1    top-5  top-1 err  top-5 err"]
         for a in self.rows:
@@ -169,12 +176,13 @@ class _Predictor:
         return (y / y.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def crop_batches(examples, protocol, image_size, images_per_batch):
+def crop_batches(examples, protocol, image_size, images_per_batch, **crop):
     """`(crops, labels)` batches from `(jpeg_bytes, label)` examples: crops
-    float32 `[b, protocol, S, S, 3]` in [0, 255], labels int32 `[b]`."""
+    float32 `[b, protocol, S, S, 3]` in [0, 255], labels int32 `[b]`;
+    `crop`: `crop_fraction`, `crop_mode`, `interpolation` of `crop_image`."""
     def prepare(image, label):
         image = tf.io.decode_jpeg(image, channels=3)
-        return crops_lib.crop_image(image, protocol, image_size), label
+        return crops_lib.crop_image(image, protocol, image_size, **crop), label
 
     return (examples.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(images_per_batch)
@@ -188,13 +196,81 @@ def _check_count(name, value, allow_none=False):
         raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
 
 
+_CROP_FIELDS = {"crop_fraction": crops_lib.CENTRAL_FRACTION, "crop_mode": crops_lib.CROP_MODE,
+                "interpolation": crops_lib.INTERPOLATION}
+
+
+def crop_settings(members, **given):
+    """{crop_fraction, crop_mode, interpolation} of an evaluation: each the
+    value given, else the one every member's data config shares (members
+    without one do not count), else the paper's (0.875, "central_fraction",
+    "bilinear")."""
+    settings = {}
+    for field, default in _CROP_FIELDS.items():
+        if given.get(field) is not None:
+            settings[field] = given[field]
+            continue
+        values = {getattr(m.data_config, field) for m in members if m.data_config is not None}
+        settings[field] = values.pop() if len(values) == 1 else default
+    crops_lib.check_crop(**settings)
+    return settings
+
+
+def _common_config_size(members):
+    """The input height the members' data configs share, or None."""
+    sizes = {m.data_config.input_shape[0] for m in members
+             if m.data_config is not None and m.data_config.input_shape is not None}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 def _describe(s):
     where = s.tfds_name if s.source == "tfds" else s.data_dir
     return f"{where} {s.eval_split}"
 
 
+class _Progress:
+    """The progress lines of `evaluate`: after the first batch (whose time
+    includes tracing), then every `every` seconds, and at the end."""
+
+    def __init__(self, progress, total, every=30.0):
+        if progress is True:
+            self._say = lambda line: print(line, flush=True)
+        else:
+            self._say = progress or None
+        self._total = total
+        self._every = every
+        self._start = time.perf_counter()
+        self._last = None
+
+    def say(self, line):
+        if self._say is not None:
+            self._say(line)
+
+    def update(self, seen, top, final=False):
+        now = time.perf_counter()
+        if self._say is None or (self._last is not None and not final
+                                 and now - self._last < self._every):
+            return
+        first = self._last is None
+        self._last = now
+        elapsed = max(now - self._start, 1e-9)
+        total = f"/{self._total:,}" if self._total else ""
+        share = f" ({100 * seen / self._total:.0f}%)" if self._total else ""
+        rate = seen / elapsed
+        left = ""
+        if self._total and rate > 0 and seen < self._total and not first:
+            left = f", {console.duration((self._total - seen) / rate)} left"
+        accuracy = ", ".join(f"top-{k} {100 * a:.2f}%" for k, a in zip(TOP_K, top))
+        when = "first batch, tracing included" if first and not final else "so far"
+        if final:
+            when = "done"
+        self.say(f"{seen:,}{total} images{share}: {accuracy} ({when}); "
+                 f"{rate:.1f} images/s{left}")
+
+
 def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None,
-             image_size=None, progress=True, keep_probabilities=False):
+             image_size=None, progress=True, keep_probabilities=False, crop_fraction=None,
+             crop_mode=None, interpolation=None):
     """Top-1 / top-5 accuracy of each member and of their ensemble.
 
     Args:
@@ -211,10 +287,18 @@ def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None
             1 of 144.
         num_examples: Evaluate only the first this many images (None: all).
         image_size: Crop side S; default the members' input size (which
-            they must share).
-        progress: Print a header and a `keras.utils.Progbar` to stdout.
+            they must share), else, for models without a fixed one, the
+            input size their data configs share.
+        progress: True: print a header and progress lines (images done, top-1
+            and top-5 so far of the last member or the ensemble, speed, time
+            left: after the first batch, then every 30 s) to stdout; False:
+            nothing; a callable: called with each line instead (the
+            `trainers.evaluate` command passes absl's `logging.info`).
         keep_probabilities: Also return the labels and the per-image
             probabilities (`Results.labels`, `.probabilities`, ...).
+        crop_fraction, crop_mode, interpolation: The crops' (`crop_image`);
+            None: the members' data config's if they share it, else the
+            paper's, 0.875, "central_fraction", "bilinear" (`crop_settings`).
 
     Returns:
         `Results`.
@@ -236,7 +320,12 @@ def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None
     _check_count("batch_size", batch_size)
     _check_count("num_examples", num_examples, allow_none=True)
     s = imagenet.settings(data_config)
+    crop = crop_settings(members, crop_fraction=crop_fraction, crop_mode=crop_mode,
+                         interpolation=interpolation)
+    if image_size is None and all(m.input_size is None for m in members):
+        image_size = _common_config_size(members)
     size = common_input_size(members, image_size)
+    described = crops_lib.describe(protocol, **crop)
     predictors = [_Predictor(m, background_columns(m, s.num_classes)) for m in members]
     imagenet.validate(data_config, splits=[s.eval_split])
 
@@ -245,21 +334,17 @@ def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None
         examples = examples.take(num_examples)
     known = int(examples.cardinality())
     images_per_batch = max(1, batch_size // protocol)
-    dataset = crop_batches(examples, protocol, size, images_per_batch)
+    dataset = crop_batches(examples, protocol, size, images_per_batch, **crop)
     ensemble = len(members) > 1
     names = [m.name for m in members] + (["ensemble"] if ensemble else [])
     metrics = [[keras.metrics.SparseTopKCategoricalAccuracy(k=k) for k in TOP_K]
                for _ in names]
     kept = [[] for _ in range(len(names) + 1)]
-    if progress:
-        print(f"Evaluating {len(members)} model(s){' and their ensemble' if ensemble else ''} "
-              f"on {_describe(s)}: {crops_lib.PROTOCOL_NAMES[protocol]} at {size}x{size}, "
-              f"{images_per_batch} image(s) ({images_per_batch * protocol} crops) per "
-              "model call.", flush=True)
-        bar = keras.utils.Progbar(
-            known if known >= 0 else num_examples, unit_name="image",
-            stateful_metrics=["top-1", "top-5"],
-            interval=0.5 if sys.stdout.isatty() else 30.0)
+    report = _Progress(progress, known if known >= 0 else num_examples)
+    report.say(f"Evaluating {len(members)} model(s){' and their ensemble' if ensemble else ''} "
+               f"on {_describe(s)}: {described} at {size}x{size}, "
+               f"{images_per_batch} image(s) ({images_per_batch * protocol} crops) per "
+               "model call.")
     seen, iterator = 0, iter(dataset)
     while True:
         try:
@@ -284,10 +369,8 @@ def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None
             for store, value in zip(kept, [labels.numpy(), *probabilities]):
                 store.append(value)
         seen += count
-        if progress:
-            bar.update(seen, [(f"top-{k}", float(m.result())) for k, m in zip(TOP_K, metrics[-1])])
-    if progress:
-        bar.update(seen, finalize=True)
+        report.update(seen, [float(m.result()) for m in metrics[-1]])
+    report.update(seen, [float(m.result()) for m in metrics[-1]], final=True)
     if seen == 0:
         raise DataError(f"{_describe(s)} has no images to evaluate.")
     accuracies = [Accuracy(name, *(float(m.result()) for m in row))
@@ -299,4 +382,5 @@ def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None
         ensemble=accuracies[-1] if ensemble else None,
         labels=arrays[0] if arrays else None,
         probabilities=tuple(arrays[1:len(members) + 1]) if arrays else None,
-        ensemble_probabilities=arrays[-1] if arrays and ensemble else None)
+        ensemble_probabilities=arrays[-1] if arrays and ensemble else None,
+        crops=described)

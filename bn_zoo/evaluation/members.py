@@ -18,7 +18,7 @@ import keras
 
 import bn_zoo
 from bn_zoo.models import preprocessing as preprocessing_lib
-from bn_zoo.models import weights as weights_lib
+from bn_zoo.models import catalogue, weights_files
 
 OUTPUTS = ("probabilities", "logits")
 # create_model arguments an evaluation sets itself.
@@ -39,18 +39,28 @@ class Member:
         outputs: "probabilities" (softmax outputs, the default of every
             factory; checked on every batch) or "logits" (a model built with
             `classifier_activation=None`: the evaluation applies the softmax).
+        data_config: The `bn_zoo.models.DataConfig` of the model and its
+            weights, whose crop fraction, crop mode and interpolation the
+            evaluation's crops follow; None: the paper's (central 87.5%,
+            bilinear).
     """
 
     name: str
     model: keras.Model
     preprocessing: str
     outputs: str = "probabilities"
+    data_config: catalogue.DataConfig = None
 
     def __post_init__(self):
         if self.preprocessing not in preprocessing_lib.PREPROCESSING_MODES:
             raise ValueError(
                 f"Unknown preprocessing {self.preprocessing!r} for {self.name!r}; use one "
                 f"of {preprocessing_lib.PREPROCESSING_MODES}.")
+        if self.data_config is not None and not isinstance(
+                self.data_config, catalogue.DataConfig):
+            raise TypeError(
+                f"`data_config` of {self.name!r} must be a bn_zoo.models.DataConfig or "
+                f"None. Received: {self.data_config!r}")
         if self.outputs not in OUTPUTS:
             raise ValueError(
                 f"`outputs` of {self.name!r} must be one of {OUTPUTS}; received "
@@ -129,7 +139,8 @@ def registered(model_name, weights, model_kwargs=None, preprocessing=None):
         else "probabilities"
     kwargs.setdefault("classifier_activation", "softmax")
     model = bn_zoo.create_model(model_name, weights=weights, **kwargs)
-    return Member(f"{model_name} ({weights})", model, preprocessing or mode, outputs)
+    return Member(f"{model_name} ({weights})", model, preprocessing or mode, outputs,
+                  catalogue.data_config(model_name, weights))
 
 
 def _weights_mode(model_name, weights):
@@ -137,39 +148,37 @@ def _weights_mode(model_name, weights):
     names (and that a weights file exists) without building anything."""
     info = bn_zoo.model_info(model_name)
     if isinstance(weights, str) and weights in info.weights:
-        return weights_lib.preprocessing_of(model_name, weights)
+        return catalogue.preprocessing_of(model_name, weights)
     if isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(
-            weights_lib.WEIGHTS_SUFFIX):
+            weights_files.WEIGHTS_SUFFIX):
         weights = os.fspath(weights)
         if not os.path.isfile(weights):
             raise FileNotFoundError(
                 f"The weights file {weights!r} does not exist. Pass the path of an "
-                f"existing '*{weights_lib.WEIGHTS_SUFFIX}' file (model.save_weights), or "
+                f"existing '*{weights_files.WEIGHTS_SUFFIX}' file (model.save_weights), or "
                 f"a registered name of {model_name!r}: {sorted(info.weights) or 'none'}.")
         return info.preprocessing
     raise ValueError(
         f"Unknown weights {weights!r} for model {model_name!r}. Registered: "
         f"{', '.join(sorted(info.weights)) or 'none'}; or pass the path of a "
-        f"'*{weights_lib.WEIGHTS_SUFFIX}' file (model.save_weights).")
+        f"'*{weights_files.WEIGHTS_SUFFIX}' file (model.save_weights).")
 
 
 def from_workdir(workdir):
-    """The trained model of a trainer's workdir (`restore_model`: newest
-    checkpoint, softmax outputs, the BN statistics the run ended with), with
+    """The trained model of a trainer's workdir (`bn_zoo.runs.restore`: the
+    newest readable checkpoint, softmax outputs, the BN statistics the run ended with), with
     its model's registered preprocessing.
 
     Raises:
         WorkdirError: `workdir` has no config.json or no checkpoint.
     """
-    from bn_zoo.training import checkpoints
-    from bn_zoo.training import workdir as workdir_lib
+    from bn_zoo import runs
 
-    model = checkpoints.restore_model(workdir)
-    wd = workdir_lib.Workdir(workdir)
-    model_name = wd.saved_config()["model"]["name"]
-    step = checkpoints.latest_step(wd.checkpoints)
-    return Member(f"{model_name} ({wd.path}, step {step})", model,
-                  bn_zoo.model_info(model_name).preprocessing)
+    run = runs.restore(workdir)
+    model_name = run.config["model"]["name"]
+    return Member(f"{model_name} ({runs.RunDir(workdir).path}, step {run.step})", run.model,
+                  bn_zoo.model_info(model_name).preprocessing,
+                  data_config=catalogue.data_config(model_name))
 
 
 def common_input_size(members, image_size=None):

@@ -85,15 +85,19 @@ def registered_model_batches(info, image_shape, steps, data_dir=None, data_sourc
 
 
 def workdir_batches(config, steps, batch_size=formats.CALIBRATION_BATCH_SIZE, seed=0):
-    """Calibration batches from a training run's resolved config (its
-    `config.data`: the trainer's own input classes)."""
+    """Calibration batches from a training run's config (its config.json as
+    a dict, or the resolved `ConfigDict`): its `config.data`, through the
+    trainer's own input classes (ImageNet: `bn_zoo.data.imagenet`)."""
+    if hasattr(config, "to_dict"):
+        config = config.to_dict()
+    if config["data"]["name"] == "imagenet":
+        from bn_zoo.data import imagenet
+
+        return imagenet_batches(imagenet.pipeline_config(config["data"]), steps, batch_size)
+    from bn_zoo.training import config as config_lib
     from bn_zoo.training import inputs
 
-    data = config.data
-    if data.name == "imagenet":
-        from bn_zoo.training.imagenet_input import _pipeline_config
-
-        return imagenet_batches(_pipeline_config(data), steps, batch_size)
+    data = config_lib.resolve(config).data
     source = inputs.create(data, preprocess=None)  # Loads now: missing data fails here.
 
     def batches():

@@ -1,9 +1,9 @@
 """Versioned, atomic export in the layout TensorFlow Serving loads.
 
     EXPORT_DIR/
-      1/  saved_model.pb  variables/  ...     (format="saved_model", the default)
-      2/  model.onnx                          (format="onnx")
-      3/  model.tflite                        (format="litert", float32 or int8)
+      1/  saved_model.pb  variables/  assets/labels.txt   (format="saved_model", the default)
+      2/  model.onnx  labels.txt                          (format="onnx")
+      3/  model.tflite  labels.txt                        (format="litert", float32 or int8)
 
 A new version is written to `EXPORT_DIR/.tmp-<version>-<host>-<pid>` and
 renamed into place only once complete, so a version directory is never seen
@@ -11,9 +11,14 @@ half-written and an existing version is never overwritten. A temporary left
 by an export that was killed (its process on this host is gone) is removed
 by the next export to the same directory. Every check that
 can fail (an existing version, an unknown model, a workdir without a
-checkpoint) runs before anything is written.
+checkpoint, an export directory this process cannot write, class names that
+do not fit the model, a preprocessing mode for a model that scales its
+input itself) runs before
+anything is written; a disk that fills up during the write leaves nothing
+behind and is reported as an OSError (ENOSPC) naming the version.
 """
 
+import errno
 import json
 import os
 import shutil
@@ -23,8 +28,9 @@ from absl import logging
 
 from bn_zoo import models
 from bn_zoo.export import calibration, folding, formats, portable, signatures
-from bn_zoo.models import weights as weights_lib
-from bn_zoo.models.preprocessing import preprocessing_layer
+from bn_zoo.export import class_names as class_names_lib
+from bn_zoo.models import catalogue
+from bn_zoo.runs.files import WRITE_ERRORS
 
 _TMP_PREFIX = ".tmp-"
 
@@ -42,6 +48,9 @@ def check_destination(export_dir, version=None):
 
     Raises:
         NotADirectoryError: `export_dir` exists and is not a directory.
+        PermissionError, OSError: `export_dir` (or, if it does not exist
+            yet, the directory it would be created in) cannot be written:
+            errno EACCES, or EROFS on a read-only file system.
         ValueError: `version` is not a positive integer.
         FileExistsError: `EXPORT_DIR/<version>` exists already.
     """
@@ -52,6 +61,7 @@ def check_destination(export_dir, version=None):
             f"export_dir '{export_dir}' exists and is not a directory; pass a "
             "directory (new or holding earlier versions)."
         )
+    _check_writable(export_dir)
     if version is None:
         return next_version(export_dir)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -69,6 +79,62 @@ def check_destination(export_dir, version=None):
     return version
 
 
+def _check_writable(export_dir):
+    """Raises the OSError a write into `export_dir` would raise, before
+    anything is built or written: for a directory that does not exist yet,
+    about its nearest existing parent, in which it would be created."""
+    directory = os.path.abspath(export_dir)
+    while not os.path.isdir(directory):
+        parent = os.path.dirname(directory)
+        if parent == directory or os.path.exists(directory):
+            return  # A file on the way: os.makedirs reports it.
+        directory = parent
+    if os.access(directory, os.W_OK | os.X_OK):
+        return
+    code = errno.EACCES
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            code = errno.EROFS
+    except OSError:
+        pass
+    raise OSError(code, os.strerror(code), directory)
+
+
+def _as_os_error(error, path, tmp):
+    """`error`, raised while writing `path` through its temporary `tmp`, as
+    the OSError that names the cause and the version (a file elsewhere, such
+    as a converter's own temporary, stays named): TensorFlow's file errors
+    (`ResourceExhaustedError` for a full disk, `PermissionDeniedError`)
+    carry the system's message but no errno, and Python's own carry no file
+    name when written through a file object. Returns None for other errors."""
+    def named(filename):
+        inside = filename and os.path.abspath(filename).startswith(os.path.abspath(tmp))
+        return path if not filename or inside else filename
+
+    if isinstance(error, OSError):
+        if error.errno not in WRITE_ERRORS:
+            return None
+        return OSError(error.errno, error.strerror or os.strerror(error.errno),
+                       named(error.filename))
+    import tensorflow as tf
+
+    if not isinstance(error, tf.errors.OpError):
+        return None
+    message = str(error)
+    # TensorFlow's file errors read "<file>; <strerror>".
+    filename = message.split(";")[0].strip()
+    filename = named(filename if os.path.isabs(filename) else None)
+    for code in WRITE_ERRORS:
+        if os.strerror(code) in message:
+            return OSError(code, os.strerror(code), filename)
+    fallback = {tf.errors.ResourceExhaustedError: errno.ENOSPC,
+                tf.errors.PermissionDeniedError: errno.EACCES}
+    for kind, code in fallback.items():
+        if isinstance(error, kind):
+            return OSError(code, os.strerror(code), filename)
+    return None
+
+
 def export_model(
     model,
     export_dir,
@@ -82,6 +148,8 @@ def export_model(
     format=formats.SAVED_MODEL,
     quantize=None,
     calibration_batches=None,
+    class_names=None,
+    data_config=None,
 ):
     """Exports `model` for serving to `EXPORT_DIR/<version>/`.
 
@@ -90,11 +158,14 @@ def export_model(
             probabilities or logits. Its BN layers use whichever inference
             statistics (moving or population) they are set to.
         export_dir: The model's base directory (created if needed).
-        preprocessing: A `bn_zoo.models.preprocess_input` mode: `"mnist"`,
-            `"inception"` or `"caffe_bn_inception"` (`bn_zoo.model_info(name)
+        preprocessing: A `bn_zoo.models.preprocess_input` mode
+            (`bn_zoo.models.PREPROCESSING_MODES`: `bn_zoo.model_info(name)
             .preprocessing`, or the registered weights' own). None for a
-            model built with `include_preprocessing=True`, which scales its
-            own input (the signatures then feed it raw pixels).
+            model that scales its own input: a `PreprocessInput` layer at
+            any depth (`include_preprocessing=True`, of the model or of a
+            backbone inside it); the signatures then feed it raw pixels, and
+            a mode given for it is refused (the pixels would be scaled
+            twice).
         version: Positive integer; defaults to the next free one.
         fold_batch_norm: Fold every BN into the layer before it (Algorithm 2,
             step 11; see `bn_zoo.export.folding`). False keeps the BN layers.
@@ -105,8 +176,9 @@ def export_model(
         top_k: Number of top classes the signatures return.
         image_shape: `(height, width, channels)` of the served images, for
             models whose input is not an image (e.g. a flat MLP input).
-        with_image_bytes: SavedModel only: add the `image_bytes` signature;
-            see `bn_zoo.export.signatures.ServingModule`.
+        with_image_bytes: SavedModel only: add the `image_bytes` signature
+            (None: for square RGB inputs); see
+            `bn_zoo.export.signatures.ServingModule`.
         format: `"saved_model"` (`EXPORT_DIR/<version>/saved_model.pb`),
             `"onnx"` (`.../model.onnx`) or `"litert"` (`.../model.tflite`);
             see `bn_zoo.export.formats`.
@@ -115,16 +187,31 @@ def export_model(
         calibration_batches: With `quantize="int8"`: a function returning an
             iterable of float32 pixel batches from the training data
             (`bn_zoo.export.calibration`).
+        class_names: One string per output column, in output order, carried
+            by the export (`bn_zoo.export.class_names`): the SavedModel's
+            signatures return them as `class_names`, with `assets/labels.txt`;
+            the ONNX and LiteRT files hold them as metadata, with a
+            `labels.txt` beside. None: the indices, "0".."N-1".
+        data_config: The weights' `bn_zoo.models.catalogue.DataConfig`
+            (`bn_zoo.models.catalogue.data_config(name, weights)`), or None:
+            how `image_bytes` crops and resizes (crop fraction and mode,
+            interpolation) and how `images` of another size are resized.
 
     Returns:
         The path of the written version directory.
 
     Raises:
         ValueError: an unknown format or quantization, `quantize` without
-            LiteRT, int8 without `calibration_batches`, or an argument
-            `ServingModule` refuses.
+            LiteRT, int8 without `calibration_batches`, class names whose
+            count differs from the model's outputs, or an argument
+            `ServingModule` refuses (among them a `preprocessing` mode for
+            a model that scales its input itself).
         ImportError: the format's packages are missing (the `export` extra).
         FileExistsError, NotADirectoryError: see `check_destination`.
+        OSError: `export_dir` cannot be written (checked first: EACCES,
+            EROFS), or the disk filled up (ENOSPC, EDQUOT) during the
+            write; `filename` names the version directory, and nothing is
+            left behind.
     """
     formats.check_format(format, quantize)
     if format != formats.SAVED_MODEL:
@@ -145,6 +232,13 @@ def export_model(
             )
     formats.require_runtime(format)
     version = check_destination(export_dir, version)
+    # Every check of the arguments, before the (slow) folding.
+    signatures.serving_settings(model, preprocessing, image_shape, top_k,
+                                with_image_bytes if format == formats.SAVED_MODEL else False)
+    signatures.image_crop(data_config)
+    num_classes = int(model.outputs[0].shape[-1])
+    names = (class_names_lib.index_names(num_classes) if class_names is None
+             else class_names_lib.check_class_names(class_names, num_classes, model.name))
     if fold_batch_norm:
         model = folding.fold_batch_normalization(model)
     if format == formats.SAVED_MODEL:
@@ -155,21 +249,28 @@ def export_model(
             top_k=top_k,
             with_image_bytes=with_image_bytes,
             constant_weights=constant_weights,
+            class_names=names,
+            data_config=data_config,
         )
         write = module.save
     else:
-        preprocessing, image_shape, resize, _, _ = signatures.serving_settings(
-            model, preprocessing, image_shape, top_k, with_image_bytes=False
-        )
-        served = formats.serving_model(model, preprocessing, image_shape, top_k, resize)
+        settings = signatures.serving_settings(
+            model, preprocessing, image_shape, top_k, with_image_bytes=False)
+        crop = signatures.image_crop(data_config)
+        served = formats.serving_model(
+            model, settings.preprocessing, settings.image_shape, top_k, settings.resize,
+            export_format=format, interpolation=crop.interpolation)
 
         def write(directory):
             os.makedirs(directory)
             path = os.path.join(directory, formats.FILENAMES[format])
             if format == formats.ONNX:
-                portable.write_onnx(served, path)
+                portable.write_onnx(served, path, class_names=names)
             else:
-                portable.write_litert(served, path, quantize, calibration_batches)
+                portable.write_litert(served, path, quantize, calibration_batches,
+                                      class_names=names)
+            class_names_lib.write_labels_file(
+                os.path.join(directory, class_names_lib.LABELS_FILE), names)
 
     created = not os.path.isdir(export_dir)
     os.makedirs(export_dir, exist_ok=True)
@@ -184,10 +285,13 @@ def export_model(
                 "it was left untouched. Export again to get the next version."
             )
         os.rename(tmp, final)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
         if created and not os.listdir(export_dir):
             os.rmdir(export_dir)
+        cause = _as_os_error(error, final, tmp) if isinstance(error, Exception) else None
+        if cause is not None:
+            raise cause from error
         raise
     return final
 
@@ -230,48 +334,124 @@ def _is_running(pid):
 
 def export_registered_model(name, export_dir, weights=None,
                             calibration_steps=formats.DEFAULT_CALIBRATION_STEPS,
-                            data_dir=None, data_source="tfds", **kwargs):
+                            data_dir=None, data_source="tfds", class_names=None, **kwargs):
     """Builds registered model `name` (with `weights`: None, a registered
     name such as "mnist", or a path) and exports it; see `export_model`.
 
+    The registered weights' data config (`catalogue.data_config(name,
+    weights)`) gives the preprocessing mode, how `image_bytes` crops and
+    resizes, and the class names (its label set, when its width is the
+    model's outputs; `class_names=` overrides them; otherwise "0".."N-1").
     With `quantize="int8"` the calibration uses `calibration_steps` batches
     of the model's training data: MNIST for the MLPs, ImageNet for the
     Inception family (`data_source` "tfds" or "tfrecord" at `data_dir`;
     None: `$TFDS_DATA_DIR`); see `bn_zoo.export.calibration`."""
     _check_options(export_dir, kwargs, calibration_steps)
     info = models.model_info(name)  # Unknown names fail here, with the list.
+    data_config = _data_config(name, weights)
     model = models.create_model(name, weights=weights)
-    if isinstance(weights, str) and weights in info.weights:
-        # e.g. the Caffe release's BGR-minus-means scaling.
-        kwargs.setdefault("preprocessing", weights_lib.preprocessing_of(name, weights))
     if kwargs.get("quantize"):
         shape = tuple(model.inputs[0].shape[1:])
         shape = shape if len(shape) == 3 else info.default_input_shape
         kwargs.setdefault("calibration_batches", calibration.registered_model_batches(
             info, shape, calibration_steps, data_dir=data_dir, data_source=data_source))
-    return _export_for_info(model, info, export_dir, **kwargs)
+    names = _class_names(model, class_names, data_config=data_config)
+    return _export_for_info(model, info, export_dir, data_config=data_config,
+                            class_names=names, **kwargs)
 
 
 def export_workdir(workdir, export_dir, calibration_steps=formats.DEFAULT_CALIBRATION_STEPS,
-                   **kwargs):
+                   class_names=None, **kwargs):
     """Restores the latest checkpoint of a training workdir and exports it;
     see `export_model`. The model name comes from `workdir/config.json`;
     int8 calibration uses `calibration_steps` batches of the run's own
-    training data (its `config.data`)."""
-    from bn_zoo import training
+    training data (its `config.data`).
+
+    The class names are `class_names=`, else those the run recorded
+    (`bn_zoo.export.class_names.recorded_class_names`: `WORKDIR/labels.txt`),
+    else, for a run on one of the zoo's own datasets (MNIST, ImageNet), the
+    label set of its model's data config, else "0".."N-1"."""
+    from bn_zoo import runs
 
     _check_options(export_dir, kwargs, calibration_steps)
     name = workdir_model_name(workdir)
     info = models.model_info(name)
-    model = training.restore_model(workdir)
+    run = runs.restore(workdir)
     if kwargs.get("quantize"):
-        from bn_zoo.training import config as config_lib
-        from bn_zoo.training import workdir as workdir_lib
-
-        config = config_lib.resolve(workdir_lib.Workdir(workdir).saved_config())
         kwargs.setdefault("calibration_batches",
-                          calibration.workdir_batches(config, calibration_steps))
-    return _export_for_info(model, info, export_dir, **kwargs)
+                          calibration.workdir_batches(run.config, calibration_steps))
+    config = run.config if isinstance(run.config, dict) else runs.to_json_dict(run.config)
+    data_config = _data_config(name, (config.get("model") or {}).get("weights"))
+    recorded, origin = class_names_lib.recorded_class_names(workdir, config)
+    data_name = (config.get("data") or {}).get("name")
+    registered = data_config if data_name in _ZOO_DATASETS else None
+    names = _class_names(run.model, class_names, recorded=recorded, data_config=registered,
+                         recorded_origin=origin)
+    return _export_for_info(run.model, info, export_dir, data_config=data_config,
+                            class_names=names, **kwargs)
+
+
+# The trainer's data sources whose classes the zoo's label sets describe
+# (MNIST's digits, ImageNet's sorted synsets).
+_ZOO_DATASETS = ("mnist", "mnist_inception", "imagenet")
+
+
+def export_model_file(model_file, export_dir, class_names=None, **kwargs):
+    """Loads a Keras model file (`model.save("model.keras")`, with the zoo's
+    layers or any registered with `keras.saving.register_keras_serializable`
+    in this process) and exports it; see `export_model`.
+
+    A model built with `include_preprocessing=True` (or holding a backbone
+    that was) scales its own input; any other needs `preprocessing=`. Its
+    classes are `class_names=`, or "0".."N-1". int8 calibration needs
+    `calibration_batches=` (the file carries no training data).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a file that is not a `.keras` model file, or one Keras
+            cannot load (e.g. a custom layer whose module was not imported);
+            see `export_model`.
+    """
+    formats.check_format(kwargs.get("format", formats.SAVED_MODEL), kwargs.get("quantize"))
+    formats.require_runtime(kwargs.get("format", formats.SAVED_MODEL))
+    check_destination(export_dir, kwargs.get("version"))
+    if kwargs.get("quantize") and kwargs.get("calibration_batches") is None:
+        raise ValueError(
+            f"quantize={kwargs['quantize']!r} needs calibration images, which a .keras file "
+            "does not carry: export a --workdir or a --model (calibrated on their training "
+            "data), or call bn_zoo.export.export_model_file(..., calibration_batches=...).")
+    model = load_model_file(model_file)
+    return export_model(model, export_dir, class_names=class_names, **kwargs)
+
+
+def load_model_file(model_file):
+    """The Keras model in `model_file` (a `.keras` file), compiled=False.
+
+    Raises:
+        FileNotFoundError, ValueError: see `export_model_file`.
+    """
+    import keras
+
+    from bn_zoo import layers  # noqa: F401  (registers the zoo's layers for loading)
+
+    path = os.fspath(model_file)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Model file '{path}' does not exist; pass a .keras file written by "
+            "model.save('model.keras').")
+    if not path.endswith(".keras"):
+        hint = (" A .weights.h5 file holds weights only: export it with --model=NAME "
+                "--weights=FILE." if path.endswith(".weights.h5") else "")
+        raise ValueError(f"Model file '{path}' is not a .keras file (model.save("
+                         f"'model.keras') writes one).{hint}")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises TypeError, ValueError, zipfile errors.
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"Cannot load model file '{path}': {first} If it holds layers of your own, "
+            "import the module that registers them (keras.saving."
+            "register_keras_serializable) before exporting.") from error
 
 
 def _check_options(export_dir, kwargs, calibration_steps):
@@ -305,9 +485,37 @@ def workdir_model_name(workdir):
     return name
 
 
+def _data_config(name, weights):
+    """The data config of catalogued model `name` with `weights` (a
+    registered name, a path or None), or None where the catalogue has none
+    for them (unknown weights: the model's own)."""
+    lookup = getattr(catalogue, "data_config", None)
+    if lookup is None:
+        return None
+    try:
+        return lookup(name, weights)
+    except ValueError:
+        return lookup(name, None)
+
+
+def _class_names(model, explicit, recorded=None, data_config=None, recorded_origin=None):
+    """The class names to export `model` with (see `class_names.resolve`)."""
+    num_classes = int(model.outputs[0].shape[-1]) if len(model.outputs) == 1 else None
+    if num_classes is None:
+        return explicit  # export_model refuses the model with its own message.
+    registered = class_names_lib.registered_class_names(data_config, num_classes)
+    names, source = class_names_lib.resolve(num_classes, model.name, explicit, recorded,
+                                            registered, recorded_origin)
+    logging.info("Class names (%s): %s", source, ", ".join(names[:5]) +
+                 (", ..." if len(names) > 5 else ""))
+    return names
+
+
 def _export_for_info(model, info, export_dir, **kwargs):
-    if preprocessing_layer(model) is None:
-        kwargs.setdefault("preprocessing", info.preprocessing)
-    if len(model.inputs[0].shape) != 4:
-        kwargs.setdefault("image_shape", info.default_input_shape)
+    if signatures.find_preprocessing_layer(model) is None:
+        mode = getattr(kwargs.get("data_config"), "preprocessing", None) or info.preprocessing
+        kwargs.setdefault("preprocessing", mode)
+    if len(model.inputs[0].shape) != 4 or None in tuple(model.inputs[0].shape[1:]):
+        shape = getattr(kwargs.get("data_config"), "input_shape", None)
+        kwargs.setdefault("image_shape", shape or info.default_input_shape)
     return export_model(model, export_dir, **kwargs)

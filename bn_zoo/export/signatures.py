@@ -8,13 +8,17 @@ in logits) and top-k.
 - `serving_default`: `images`, float32 pixel values in [0, 255], shape
   [batch, height, width, channels].
 - `serving_uint8`: `images`, uint8, same shape and meaning.
-- `image_bytes` (Inception models): `image_bytes`, a [batch] string tensor of
-  encoded JPEG or PNG images, decoded, central-cropped and resized in the
-  graph exactly as the evaluation pipeline does
-  (`bn_zoo.data.preprocessing.preprocess_for_eval`).
+- `image_bytes` (models with square RGB inputs): `image_bytes`, a [batch]
+  string tensor of encoded JPEG or PNG images, decoded, cropped and resized
+  in the graph as the weights' data config says (`DataConfig`: crop
+  fraction and mode, interpolation; by default the Inception evaluation
+  crop of `bn_zoo.data.preprocessing.preprocess_for_eval`, the central
+  87.5%, bilinear), then scaled as the model expects.
 
-Every signature returns `probabilities` [batch, classes] float32, and the
-top-k `classes` [batch, k] int64 with their `scores` [batch, k] float32.
+Every signature returns `probabilities` [batch, classes] float32, the top-k
+`classes` [batch, k] int64 with their `scores` [batch, k] float32, and
+their `class_names` [batch, k] string, looked up in the SavedModel's asset
+`labels.txt` (`bn_zoo.export.class_names`).
 
 The inputs are declared with unknown rank on purpose: the rank, channel and
 size checks are then run-time assertions with explicit messages that no
@@ -23,19 +27,21 @@ constant-folded away on the strength of a declared shape. `serving_default`
 also asserts that every value is a finite pixel value in [0, 255].
 """
 
-import keras
-import tensorflow as tf
-# TensorFlow's own freezing (used by its TFLite converter); it has no public
-# TF2 name.
-from tensorflow.python.framework.convert_to_constants import (
-    convert_variables_to_constants_v2,
-)
+import collections
+import os
+import tempfile
 
-from bn_zoo.data.preprocessing import preprocess_for_eval
-from bn_zoo.models.preprocessing import (
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bn_zoo.data import images as image_files
+from bn_zoo.export import class_names as class_names_lib
+from bn_zoo.models.catalogue import CROP_MODES, INTERPOLATIONS
+from bn_zoo.models.input_scaling import (
     PREPROCESSING_MODES,
-    preprocess_input,
-    preprocessing_layer,
+    preprocessing_layers,
+    scale,
 )
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -51,33 +57,47 @@ PIXEL_MAX = 255.0
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 
+# What `serving_settings` decides (a tuple, unpacked by older callers).
+ServingSettings = collections.namedtuple(
+    "ServingSettings",
+    ["preprocessing", "image_shape", "resize", "preprocessing_layer", "with_image_bytes"])
+# How `image_bytes` cuts a decoded image to the input (`DataConfig`'s fields).
+ImageCrop = collections.namedtuple("ImageCrop", ["fraction", "mode", "interpolation"])
+
 
 class ServingModule(tf.Module):
     """A `tf.Module` holding the serving signatures of a Keras classifier.
 
     Each signature is traced once, to a concrete function; the module tracks
-    only the variables those functions read, so the SavedModel holds the
-    inference network and nothing else (no Python, no Keras objects).
+    only the variables those functions read and the class-name table, so
+    the SavedModel holds the inference network, `assets/labels.txt` and
+    nothing else (no Python, no Keras objects).
 
-        module = ServingModule(model, "inception")
+        module = ServingModule(model, "inception", class_names=["cat", "dog"])
         module.save("/tmp/serving/bn_inception/1")
 
     Args:
         model: A built `keras.Model` with one image input and one output of
             class probabilities (softmax) or logits (linear last layer).
-        preprocessing: `"mnist"` (x/255), `"inception"` (x/127.5 − 1) or
-            `"caffe_bn_inception"` (BGR minus means), as
-            `bn_zoo.model_info(name).preprocessing` or the registered
-            weights' own mode.
+            With a `PreprocessInput` layer at any depth (a model, or a
+            backbone inside it, built with `include_preprocessing=True`) it
+            takes raw pixels and scales them itself.
+        preprocessing: A `bn_zoo.models.preprocess_input` mode
+            (`PREPROCESSING_MODES`), as `bn_zoo.model_info(name)
+            .preprocessing` or the registered weights' own mode; None for a
+            model that scales its own input (any other value is then refused:
+            the pixels would be scaled twice).
         image_shape: `(height, width, channels)` of the images the signatures
             take. Defaults to the model's input shape when it is 3-D; needed
             for a model with flat inputs (e.g. `(28, 28, 1)` for a 784-input
             MLP).
         top_k: How many classes to return (capped at the number of classes).
-        with_image_bytes: Whether to add the `image_bytes` signature. Defaults
-            to True for Inception preprocessing with square RGB inputs.
-        central_fraction: Fraction of each side of a decoded image kept by the
-            central crop of `image_bytes`, in (0, 1].
+        with_image_bytes: Whether to add the `image_bytes` signature. None:
+            for square RGB inputs. True also serves square one-channel
+            inputs (images decoded to grayscale).
+        central_fraction: Fraction of each side of a decoded image that
+            `image_bytes` keeps, in (0, 1]; None: the data config's
+            `crop_fraction` (default `CENTRAL_FRACTION`).
         constant_weights: Store the weights as constants of the graph instead
             of variables: the inference network with frozen parameters
             (Algorithm 2). TensorFlow then optimizes the served graph with
@@ -85,6 +105,16 @@ class ServingModule(tf.Module):
             every call), so it serves faster; the SavedModel has no variables
             to restore or fine-tune. Limited to models whose weights fit in
             a GraphDef (protobuf's 2 GiB; `MAX_CONSTANT_BYTES` here).
+        class_names: One string per output column, in output order, returned
+            as `class_names` beside `classes`; None: the indices "0".."N-1".
+        data_config: The weights' `bn_zoo.models.catalogue.DataConfig` (or
+            None): its `crop_fraction`, `crop_mode` and `interpolation` say
+            how `image_bytes` cuts and resizes a decoded image, and its
+            `interpolation` how `images` of another size are resized.
+
+    Raises:
+        ValueError, TypeError: see `serving_settings` and
+            `bn_zoo.export.class_names.check_class_names`.
     """
 
     def __init__(
@@ -94,42 +124,49 @@ class ServingModule(tf.Module):
         image_shape=None,
         top_k=5,
         with_image_bytes=None,
-        central_fraction=CENTRAL_FRACTION,
+        central_fraction=None,
         constant_weights=False,
+        class_names=None,
+        data_config=None,
     ):
         super().__init__(name="serving")
-        if not 0.0 < central_fraction <= 1.0:
-            raise ValueError(
-                f"`central_fraction` must be in (0, 1]; received {central_fraction}."
-            )
+        crop = image_crop(data_config, central_fraction)
         settings = serving_settings(model, preprocessing, image_shape, top_k, with_image_bytes)
         preprocessing, image_shape, resize, in_model, with_image_bytes = settings
+        num_classes = int(model.outputs[0].shape[-1])
+        names = (class_names_lib.index_names(num_classes) if class_names is None
+                 else class_names_lib.check_class_names(class_names, num_classes, model.name))
         input_shape = tuple(model.inputs[0].shape[1:])
-        head = _make_head(model, top_k)
+        self._labels_table(names)
+        head = _make_head(model, top_k, self.class_name_table)
 
         # The network is traced once; every signature calls this function.
-        network = tf.function(
-            lambda inputs: model(inputs, training=False),
-            input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)],
-            autograph=False,
-        ).get_concrete_function()
         if constant_weights:
-            _check_constant_size(model, network.variables)
-            network = convert_variables_to_constants_v2(network)
+            network = _frozen_network(model, input_shape)
+        else:
+            network = tf.function(
+                lambda inputs: model(inputs, training=False),
+                input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)],
+                autograph=False,
+            ).get_concrete_function()
 
         def classify(inputs):
             """Preprocessed inputs -> the output dict."""
             outputs = network(tf.reshape(inputs, [-1, *input_shape]))
             return head(tf.nest.flatten(outputs)[0])
 
+        def classify_raw(images):
+            """float32 pixels of the served size, in [0, 255] -> the output dict."""
+            if in_model is not None:
+                return classify(images)
+            return classify(scale(images, preprocessing))
+
         def classify_pixels(images, check_values):
             """float32 pixels in [0, 255] -> the output dict."""
             images = _check_images(images, image_shape, resize, check_values)
             if resize:
-                images = _resize(images, image_shape[:2])
-            if in_model is not None:
-                return classify(images)
-            return classify(preprocess_input(images, preprocessing))
+                images = _resize(images, image_shape[:2], crop.interpolation)
+            return classify_raw(images)
 
         def serve_float(images):
             return classify_pixels(images, check_values=True)
@@ -138,7 +175,7 @@ class ServingModule(tf.Module):
             return classify_pixels(tf.cast(images, tf.float32), check_values=False)
 
         def serve_bytes(image_bytes):
-            return classify(_decode_images(image_bytes, image_shape[0], central_fraction))
+            return classify_raw(_decode_images(image_bytes, image_shape, crop))
 
         endpoints = {
             DEFAULT_SIGNATURE: (serve_float, tf.TensorSpec(None, tf.float32, name="images")),
@@ -162,6 +199,21 @@ class ServingModule(tf.Module):
         self.model_variables = list(variables.values())
         self.image_shape = image_shape
         self.preprocessing = preprocessing
+        self.class_names = names
+
+    def _labels_table(self, names):
+        """The table class index -> name, initialized from the asset
+        labels.txt (written to a temporary directory that lives as long as
+        this module: `save` copies it into the SavedModel's assets/)."""
+        self._labels_directory = tempfile.TemporaryDirectory(prefix="bn_zoo_labels_")
+        path = os.path.join(self._labels_directory.name, class_names_lib.LABELS_FILE)
+        class_names_lib.write_labels_file(path, names)
+        self.labels_file = tf.saved_model.Asset(path)
+        self.class_name_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                self.labels_file, tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER,
+                tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, vocab_size=len(names)),
+            default_value="")
 
     @property
     def signatures(self):
@@ -171,7 +223,21 @@ class ServingModule(tf.Module):
     def save(self, path):
         """Writes the SavedModel to `path` (use `bn_zoo.export.export_model`
         for versioned, atomic export)."""
-        tf.saved_model.save(self, path, signatures=self.signatures)
+        # TensorFlow warns that it cannot list the class-name table's
+        # initializer in the TF1 collections, which a TF2 SavedModel does
+        # not use (the table is restored from the object graph); only that
+        # warning is dropped.
+        logger = tf.get_logger()
+        logger.addFilter(_drop_table_collection_warning)
+        try:
+            tf.saved_model.save(self, path, signatures=self.signatures)
+        finally:
+            logger.removeFilter(_drop_table_collection_warning)
+
+
+def _drop_table_collection_warning(record):
+    return not record.getMessage().startswith(
+        "Issue encountered when serializing table_initializer")
 
 
 def serving_settings(model, preprocessing, image_shape, top_k, with_image_bytes=None):
@@ -179,28 +245,42 @@ def serving_settings(model, preprocessing, image_shape, top_k, with_image_bytes=
     LiteRT exports).
 
     Returns:
-        `(preprocessing, image_shape, resize, preprocessing_layer,
-        with_image_bytes)`: the preprocessing mode (the model's own if it has
-        a `PreprocessInput` layer, which is returned too, else None), the
-        served `(height, width, channels)`, whether images of any size are
-        resized (the image networks; the MLP's 28×28 is fixed), and whether
-        to add `image_bytes`.
+        A `ServingSettings` `(preprocessing, image_shape, resize,
+        preprocessing_layer, with_image_bytes)`: the preprocessing mode (the
+        model's own if it has a `PreprocessInput` layer at any depth, which
+        is returned too, else None), the served `(height, width,
+        channels)`, whether images of any size are resized (the image
+        networks; the MLP's 28×28 is fixed), and whether to add
+        `image_bytes`.
 
     Raises:
-        ValueError: see `ServingModule`.
+        ValueError: an unknown preprocessing mode, or none for a model that
+            does not scale its input; any mode for one that does (it would
+            scale the pixels twice); a bad `top_k`; a model that is not one
+            image input to one class output; `image_bytes` for inputs that
+            are not square with 1 or 3 channels.
     """
-    # A model built with include_preprocessing=True scales its own input:
-    # its mode rules, and the signatures feed it raw pixels.
-    in_model = preprocessing_layer(model)
+    # A model built with include_preprocessing=True (or holding a backbone
+    # that was) scales its own input: its mode rules, and the signatures
+    # feed it raw pixels.
+    in_model = find_preprocessing_layer(model)
     if in_model is not None:
-        if preprocessing not in (None, in_model.mode):
+        if preprocessing is not None:
             raise ValueError(
-                f"Model '{model.name}' scales its input itself ({in_model.mode!r}, "
-                f"include_preprocessing=True); received preprocessing={preprocessing!r}. "
-                "Pass preprocessing=None."
+                f"Model '{model.name}' scales its input itself (PreprocessInput layer "
+                f"'{in_model.name}', mode {in_model.mode!r}: built with "
+                f"include_preprocessing=True), so preprocessing={preprocessing!r} would "
+                "scale the pixels twice. Pass preprocessing=None (no --preprocessing); "
+                "the export feeds the model raw 0-255 pixels."
             )
         preprocessing = in_model.mode
     if preprocessing not in PREPROCESSING_MODES:
+        if preprocessing is None:
+            raise ValueError(
+                f"Model '{model.name}' does not scale its input (it has no PreprocessInput "
+                "layer) and no preprocessing mode was given; pass preprocessing= "
+                f"(--preprocessing) one of {PREPROCESSING_MODES}: the scaling it was "
+                "trained with, bn_zoo.model_info(name).preprocessing for a zoo model.")
         raise ValueError(
             f"`preprocessing` must be one of {PREPROCESSING_MODES}; received "
             f"{preprocessing!r}. Use bn_zoo.model_info(name).preprocessing."
@@ -222,23 +302,92 @@ def serving_settings(model, preprocessing, image_shape, top_k, with_image_bytes=
         )
     image_shape = _resolve_image_shape(model, input_shape, image_shape)
     _outputs_probabilities(model)  # Refuses a last activation other than softmax/linear.
-    square_rgb = image_shape[0] == image_shape[1] and image_shape[2] == 3
-    bytes_ok = preprocessing == "inception" and square_rgb and in_model is None
+    square = image_shape[0] == image_shape[1]
+    bytes_ok = square and image_shape[2] in (1, 3)
     if with_image_bytes is None:
-        with_image_bytes = bytes_ok
+        with_image_bytes = square and image_shape[2] == 3
     if with_image_bytes and not bytes_ok:
         raise ValueError(
-            "The `image_bytes` signature serves Inception-preprocessed models "
-            f"with square RGB inputs and no preprocessing layer; this model "
-            f"takes {image_shape} with {preprocessing!r} preprocessing"
-            f"{' inside' if in_model is not None else ''}. Pass with_image_bytes=False."
+            "The `image_bytes` signature serves models with square inputs of 1 "
+            f"(grayscale) or 3 (RGB) channels; this model takes {image_shape}. Pass "
+            "with_image_bytes=False."
         )
     resize = preprocessing != "mnist"
-    return preprocessing, image_shape, resize, in_model, bool(with_image_bytes)
+    return ServingSettings(preprocessing, image_shape, resize, in_model, bool(with_image_bytes))
 
 
-def _check_constant_size(model, variables):
-    size = sum(v.shape.num_elements() * v.dtype.size for v in variables)
+def find_preprocessing_layer(model):
+    """The `PreprocessInput` layer that scales `model`'s input, at any depth
+    (the model's own, or that of a backbone nested in it), or None. The
+    first one Keras tracks, if there are several."""
+    layers = preprocessing_layers(model)
+    return layers[0] if layers else None
+
+
+def image_crop(data_config=None, central_fraction=None):
+    """How `image_bytes` cuts a decoded image: an `ImageCrop` from a
+    `DataConfig` (its `crop_fraction`, `crop_mode`, `interpolation`; None:
+    the Inception evaluation crop), `central_fraction` overriding its
+    fraction.
+
+    Raises:
+        ValueError: a fraction outside (0, 1], an unknown crop mode or
+            interpolation.
+    """
+    fraction = getattr(data_config, "crop_fraction", CENTRAL_FRACTION)
+    if central_fraction is not None:
+        fraction = central_fraction
+    mode = getattr(data_config, "crop_mode", "central_fraction")
+    interpolation = getattr(data_config, "interpolation", "bilinear")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
+            0.0 < fraction <= 1.0):
+        raise ValueError(f"`central_fraction` must be in (0, 1]; received {fraction!r}.")
+    if mode not in CROP_MODES:
+        raise ValueError(f"The data config's crop_mode must be one of {CROP_MODES}. "
+                         f"Received: crop_mode={mode!r}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"The data config's interpolation must be one of {INTERPOLATIONS}. "
+                         f"Received: interpolation={interpolation!r}")
+    return ImageCrop(float(fraction), mode, interpolation)
+
+
+def _frozen_network(model, input_shape):
+    """`model` in inference mode, traced with every weight a constant of the
+    graph (a `Const` op holding its current value) instead of a variable.
+
+    Keras' public `StatelessScope` maps each of the model's variables to a
+    value for the duration of a call; values made with `tf.constant` inside
+    the trace become graph constants. (TensorFlow's own freezing,
+    `convert_variables_to_constants_v2`, has no public TF2 name.)
+
+    Raises:
+        ValueError: the weights are too large for graph constants, or the
+            traced network still reads a variable that is not the model's.
+    """
+    values = [keras.ops.convert_to_numpy(v) for v in model.variables]
+    _check_constant_size(model, values)
+
+    def network(inputs):
+        mapping = [(v, tf.constant(value)) for v, value in zip(model.variables, values)]
+        with keras.StatelessScope(state_mapping=mapping):
+            return model(inputs, training=False)
+
+    frozen = tf.function(
+        network, input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)],
+        autograph=False,
+    ).get_concrete_function()
+    if frozen.variables:
+        names = ", ".join(sorted({v.name for v in frozen.variables})[:5])
+        raise ValueError(
+            f"Model '{model.name}' reads variables that are not among its weights "
+            f"({names}), so they cannot be stored as constants. Export it with "
+            "constant_weights=False (--noconstant_weights), or make them Keras "
+            "weights (`layer.add_weight`).")
+    return frozen
+
+
+def _check_constant_size(model, values):
+    size = sum(np.asarray(value).nbytes for value in values)
     if size > MAX_CONSTANT_BYTES:
         raise ValueError(
             f"Model '{model.name}' has {size / 2**30:.2f} GiB of weights, more "
@@ -280,8 +429,8 @@ def _resolve_image_shape(model, input_shape, image_shape):
     return image_shape
 
 
-def _make_head(model, top_k):
-    """model outputs -> {probabilities, classes, scores}."""
+def _make_head(model, top_k, class_name_table):
+    """model outputs -> {probabilities, classes, scores, class_names}."""
     apply_softmax = not _outputs_probabilities(model)
     k = min(top_k, int(model.outputs[0].shape[-1]))
 
@@ -289,10 +438,12 @@ def _make_head(model, top_k):
         outputs = tf.cast(outputs, tf.float32)
         probabilities = tf.nn.softmax(outputs) if apply_softmax else outputs
         scores, classes = tf.math.top_k(probabilities, k=k)
+        classes = tf.cast(classes, tf.int64)
         return {
             "probabilities": probabilities,
-            "classes": tf.cast(classes, tf.int64),
+            "classes": classes,
             "scores": scores,
+            "class_names": class_name_table.lookup(classes),
         }
 
     return head
@@ -316,11 +467,24 @@ def _outputs_probabilities(model):
     )
 
 
-def _resize(images, size):
-    """Bilinear resize to `size`, skipped for images of that size already."""
+def _resize(images, size, interpolation="bilinear"):
+    """Resize to `size` (`tf.image.resize`'s `interpolation`, clipped to
+    [0, 255]: bicubic and Lanczos overshoot), skipped for images of that
+    size already."""
     same = tf.reduce_all(tf.equal(tf.shape(images)[1:3], size))
-    resized = tf.cond(same, lambda: images, lambda: tf.image.resize(images, size))
+    resized = tf.cond(same, lambda: images,
+                      lambda: _clip(tf.image.resize(images, size, method=interpolation),
+                                         interpolation))
     return tf.ensure_shape(resized, [None, *size, images.shape[-1]])
+
+
+def _clip(pixels, method):
+    """Pixels resized with `method`, clipped to [0, 255] where it can
+    overshoot (bicubic, Lanczos; bilinear, area and nearest stay within the
+    input's range)."""
+    if method in ("bilinear", "area", "nearest"):
+        return pixels
+    return tf.clip_by_value(pixels, 0.0, PIXEL_MAX)
 
 
 def _check_images(images, image_shape, resize, check_values=True):
@@ -390,10 +554,14 @@ def _check_pixel_values(images):
     return tf.cond(ok, lambda: tf.constant(True), refuse)
 
 
-def _decode_images(image_bytes, image_size, central_fraction):
+def _decode_images(image_bytes, image_shape, crop):
     """A [batch] string tensor of JPEG/PNG images -> float32
-    [batch, image_size, image_size, 3] in [-1, 1], preprocessed exactly as
-    the Inception evaluation pipeline (`bn_zoo.data.preprocessing`)."""
+    [batch, height, width, channels] pixel values in [0, 255]: each image
+    decoded (RGB, or grayscale for one channel), cut and resized as `crop`
+    (an `ImageCrop`) says (`crop_image`). The default crop is the Inception
+    evaluation pipeline's (`bn_zoo.data.preprocessing.preprocess_for_eval`,
+    before its scaling to [-1, 1])."""
+    height, width, channels = image_shape
 
     def decode(data):
         is_png = tf.equal(tf.strings.substr(data, 0, len(_PNG_MAGIC)), _PNG_MAGIC)
@@ -409,9 +577,9 @@ def _decode_images(image_bytes, image_size, central_fraction):
             ],
         )
         with tf.control_dependencies([check]):
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        return preprocess_for_eval(image, image_size, central_fraction)
+            image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+        image.set_shape([None, None, channels])
+        return crop_image(image, (height, width), crop)
 
     shape = tf.shape(image_bytes)
     check = tf.debugging.Assert(
@@ -429,8 +597,27 @@ def _decode_images(image_bytes, image_size, central_fraction):
     return tf.map_fn(
         decode,
         image_bytes,
-        fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32),
+        fn_output_signature=tf.TensorSpec([height, width, channels], tf.float32),
     )
+
+
+def crop_image(image, size, crop):
+    """One decoded uint8 image `[H, W, C]` -> float32 `[height, width, C]`
+    pixel values in [0, 255], as `crop` (an `ImageCrop`) says, with the
+    definitions of the data sources' evaluation crop
+    (`bn_zoo.data.images.crop_and_resize`):
+
+    - `"central_fraction"` (TF-slim's evaluation, `tf.image.central_crop`):
+      keep the central `fraction` of each side (offsets ⌊(H − H·f)/2⌋,
+      ⌊(W − W·f)/2⌋), then resize that to `size`;
+    - `"shorter_side"` (torchvision, timm): resize the shorter side to
+      R = round(S / f) (halves up; S the output height), the other to
+      round(other · R / shorter), then take the central `size` window.
+
+    Resizes are `tf.image.resize` with `crop.interpolation` (half-pixel
+    centres, no antialiasing), clipped to [0, 255]."""
+    return image_files.crop_and_resize(image, size, crop_fraction=crop.fraction,
+                                       crop_mode=crop.mode, interpolation=crop.interpolation)
 
 
 def _printable(data):

@@ -7,7 +7,7 @@ from bn_zoo.layers.batch_normalization import (
     inference_affine,
     record_batch_statistics,
 )
-from bn_zoo.layers.convert import convert_batch_normalization
+from bn_zoo.layers.swap import convert_batch_normalization
 
 __all__ = [
     "BatchNormalization",

@@ -12,6 +12,9 @@ The choice of inference statistics is stored in the scalar variable
 two.
 """
 
+import math
+import numbers
+
 import keras
 from keras import ops
 
@@ -21,29 +24,43 @@ VARIANCE_CORRECTIONS = ("unbiased", "biased")
 INFERENCE_STATISTICS = ("moving", "population")
 
 
+def _is_integer(value):
+    """A Python or numpy integer (`numbers.Integral`), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    """A Python or numpy real number, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_axis(axis):
-    """`axis` must be one Python integer (a bool is not one)."""
-    if isinstance(axis, bool) or not isinstance(axis, int):
+    """`axis` must be one integer, Python or numpy (as Keras takes it; a
+    bool is not one); returned as a Python int, which `get_config` saves."""
+    if not _is_integer(axis):
         raise TypeError(
             "`axis` must be a single integer channel axis (e.g. -1 for "
             f"channels_last, 1 for channels_first). Received: axis={axis!r}"
         )
-    return axis
+    return int(axis)
 
 
 def check_momentum(name, momentum):
-    """A momentum (`momentum`, `renorm_momentum`) in [0, 1], as a float."""
-    if not 0.0 <= float(momentum) <= 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1]. Received: {name}={momentum}")
+    """A momentum (`momentum`, `renorm_momentum`): a number in [0, 1],
+    returned as a float."""
+    if not _is_real(momentum) or not 0.0 <= float(momentum) <= 1.0:
+        raise ValueError(
+            f"`{name}` must be a number in [0, 1] (the weight of the old average). "
+            f"Received: {name}={momentum!r}")
     return float(momentum)
 
 
 def check_epsilon(epsilon):
-    """ε > 0, as a float."""
-    if not float(epsilon) > 0.0:
+    """ε: a finite number > 0, returned as a float."""
+    if not _is_real(epsilon) or not 0.0 < float(epsilon) < math.inf:
         raise ValueError(
-            "`epsilon` must be > 0 so that a constant channel does not "
-            f"divide by zero. Received: epsilon={epsilon}"
+            "`epsilon` must be a finite number > 0 (added to the variance so that "
+            f"a constant channel does not divide by zero). Received: epsilon={epsilon!r}"
         )
     return float(epsilon)
 
@@ -85,9 +102,7 @@ def check_virtual_batch_size(virtual_batch_size, synchronized):
     """None or a positive integer, and not with `synchronized`."""
     if virtual_batch_size is None:
         return None
-    if isinstance(virtual_batch_size, bool) or not isinstance(
-        virtual_batch_size, int
-    ) or virtual_batch_size < 1:
+    if not _is_integer(virtual_batch_size) or virtual_batch_size < 1:
         raise ValueError(
             "`virtual_batch_size` must be a positive integer that divides "
             "the training batch size, or None. "
@@ -99,7 +114,7 @@ def check_virtual_batch_size(virtual_batch_size, synchronized):
             "ghost batches are parts of one replica's batch, synchronized "
             "statistics span all replicas. Use one or the other."
         )
-    return virtual_batch_size
+    return int(virtual_batch_size)
 
 
 def check_zero_debias(zero_debias, momentum, renorm, renorm_momentum):

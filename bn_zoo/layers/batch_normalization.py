@@ -279,9 +279,9 @@ class BatchNormalization(keras.layers.Layer):
         count is set to `moving.UNKNOWN_UPDATES` (statistics taken as caught
         up).
         """
-        from bn_zoo.layers import convert
+        from bn_zoo.layers import keras_layout
 
-        if convert.load_keras_variables(self, store):  # keras.layers' 2-4 variables
+        if keras_layout.load_keras_variables(self, store):  # keras.layers' 2-4 variables
             return
         variables = self._trainable_variables + self._non_trainable_variables
         saved = len(store.keys())

@@ -25,6 +25,7 @@ The step is the layer's own count of moving-average updates
 schedule continues where a resumed run stopped.
 """
 
+import collections.abc
 import math
 import numbers
 
@@ -38,15 +39,25 @@ def check_clipping(clipping):
     4-lists, the form `get_config` saves.
 
     Raises:
-        ValueError: an unknown key, a malformed schedule, a bound that is not a
-            finite number, dmax < 0, rmin > 1 or rmax < 1 at any step, or
-            rmin > rmax.
+        ValueError: `clipping` is neither None nor a dict (or other mapping;
+            a ValueError, as Keras raises for it), an unknown key, a
+            malformed schedule, a bound that is not a finite number,
+            dmax < 0, rmin > 1 or rmax < 1 at any step, or rmin > rmax.
     """
-    clipping = dict(clipping or {})
+    if clipping is None:
+        clipping = {}
+    if not isinstance(clipping, collections.abc.Mapping):
+        raise ValueError(
+            "`renorm_clipping` must be a dict with any of the keys 'rmin', 'rmax', "
+            "'dmax' (each a number or a warm-up (start, end, begin_step, end_step)), "
+            "e.g. {'rmin': 1/3, 'rmax': 3.0, 'dmax': 5.0}; or None for no clipping. "
+            f"Received: renorm_clipping={clipping!r}"
+        )
+    clipping = dict(clipping)
     unknown = set(clipping) - set(CLIPPING_KEYS)
     if unknown:
         raise ValueError(
-            f"Received invalid keys for `renorm_clipping`: {sorted(unknown)}. "
+            f"Received invalid keys for `renorm_clipping`: {sorted(map(repr, unknown))}. "
             f"Supported keys: {CLIPPING_KEYS}."
         )
     checked = {}

@@ -27,6 +27,13 @@ given: y = FBN(d; γ, β, δ, σ²), then (γ/√(σ²+ε)·dy, Σ dy·x̂, Σ d
 and the correction above, an affine map of x̂, is one more FBN(d) with scale
 γ S_dyx̂ /(N√(σ²+ε)) and offset γ S_dy /(N√(σ²+ε)), subtracted. Keeping the graph this
 small keeps the trace, which dominates the first step, cheap.
+
+The inference-mode gradient kernel exists for every layout only on GPUs and,
+for 4-D NCHW, under oneDNN; TensorFlow's CPU kernel takes channels-last
+alone ("only support NHWC tensor format"), which is what a CPU without
+AVX-512 (or `TF_ENABLE_ONEDNN_OPTS=0`) runs, and oneDNN has no NCDHW one. So
+a channels-first backward pass runs in channels-last, between transposes,
+as TensorFlow's own gradient of the kernel in inference mode does.
 """
 
 import tensorflow as tf
@@ -62,6 +69,7 @@ def batch_normalization(
     channels = x.shape[channel_axis]
     fused = data_format is not None and mask is None and dtype == tf.float32
     params = [tf.convert_to_tensor(p) for p in (gamma, beta) if p is not None]
+    last_format, to_last, to_first = _CHANNELS_LAST.get(data_format, (data_format, None, None))
     statistics = {}
 
     def expand(vector):
@@ -89,11 +97,15 @@ def batch_normalization(
 
         def grad(dy):
             if fused:
-                # Inference mode: γ/√(σ²+ε)·dy, Σ dy·x̂ and Σ dy.
+                # Inference mode, channels-last: γ/√(σ²+ε)·dy, Σ dy·x̂ and Σ dy.
+                if to_last is not None:
+                    dy, d_last = tf.transpose(dy, to_last), tf.transpose(d, to_last)
+                else:
+                    d_last = d
                 dx, dscale, doffset, _, _ = tf.raw_ops.FusedBatchNormGradV3(
-                    y_backprop=dy, x=d, scale=scale, reserve_space_1=delta,
+                    y_backprop=dy, x=d_last, scale=scale, reserve_space_1=delta,
                     reserve_space_2=variance, reserve_space_3=reserve,
-                    epsilon=epsilon, data_format=data_format, is_training=False,
+                    epsilon=epsilon, data_format=last_format, is_training=False,
                 )
             else:
                 doffset = tf.reduce_sum(dy, axes)
@@ -106,13 +118,17 @@ def batch_normalization(
             correction_offset, correction_scale = tf.unstack(sums * factor)
             if fused:
                 correction = _fused(
-                    d, correction_scale, correction_offset, delta, variance, epsilon, data_format
+                    d_last, correction_scale, correction_offset, delta, variance, epsilon,
+                    last_format,
                 )[0]
             else:
                 correction = normalized * expand(correction_scale) + expand(correction_offset)
                 if weights is not None:
                     correction = correction * weights
-            grads = [dx - correction]
+            dx = dx - correction
+            if fused and to_first is not None:
+                dx = tf.transpose(dx, to_first)
+            grads = [dx]
             if gamma is not None:
                 grads.append(dscale)
             if beta is not None:
@@ -125,6 +141,13 @@ def batch_normalization(
     # Made inside the custom gradient, which records nothing on the tape:
     # the statistics carry no gradient.
     return y, statistics["mean"], statistics["variance"], statistics["count"]
+
+
+# A channels-first layout's channels-last twin, and the permutations there and back.
+_CHANNELS_LAST = {
+    "NCHW": ("NHWC", [0, 2, 3, 1], [0, 3, 1, 2]),
+    "NCDHW": ("NDHWC", [0, 2, 3, 4, 1], [0, 4, 1, 2, 3]),
+}
 
 
 def _local_count(x, axes, channel_axis, mask):

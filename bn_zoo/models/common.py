@@ -1,26 +1,26 @@
-"""Argument handling shared by the zoo's factories (as `keras.applications`)."""
+"""Argument handling shared by the zoo's architectures (as `keras.applications`).
 
+Architectures take plain arguments: nothing here knows the catalogue or
+weights files (`bn_zoo.models.hub` checks `weights=` before it calls an
+architecture).
+"""
+
+import warnings
+
+import keras
 from keras import activations, backend, layers
-from keras.src.applications import imagenet_utils
-from keras.src.ops import operation_utils
 
-from bn_zoo.models import weights as weights_lib
+from bn_zoo.models.input_scaling import PreprocessInput, check_mode
 
 POOLINGS = (None, "avg", "max")
 
 
-def check_common_arguments(
-    model_name, include_top, weights, pooling, classes, classifier_activation
-):
-    """Validates the `keras.applications` arguments; returns the registered
-    weights entry named by `weights`, if any."""
+def check_common_arguments(include_top, pooling, classes, classifier_activation):
+    """Validates the `keras.applications` arguments other than `weights`."""
     if not isinstance(include_top, bool):
         raise TypeError(
             f"`include_top` must be True or False. Received: {include_top!r}"
         )
-    entry = weights_lib.validate_weights_argument(
-        model_name, weights, include_top, classes
-    )
     if pooling not in POOLINGS:
         raise ValueError(
             f"`pooling` must be one of {POOLINGS} (it applies only with "
@@ -38,9 +38,6 @@ def check_common_arguments(
                 "`classifier_activation` must be None, a Keras activation name "
                 f"or a callable. Received: {classifier_activation!r}"
             ) from error
-        if weights is not None:
-            imagenet_utils.validate_activation(classifier_activation, weights)
-    return entry
 
 
 def check_batch_norm_kwargs(batch_norm_kwargs):
@@ -63,8 +60,16 @@ def check_batch_norm_kwargs(batch_norm_kwargs):
 
 
 def image_input_shape(input_shape, input_tensor, default_size, min_size, include_top):
-    """`obtain_input_shape` of keras.applications for channels_last images,
-    taking the shape of `input_tensor` when `input_shape` is not given."""
+    """The (height, width, channels) input shape of a channels_last image
+    network, as `keras.applications` computes it: `input_shape`, else the
+    shape of `input_tensor`, else (default_size, default_size, 3) with the
+    classifier and (None, None, 3) without.
+
+    Raises:
+        ValueError: not channels_last; a shape that is not 3-D, has unknown
+            channels or a side below `min_size`; a dynamic side with
+            `include_top=True` (the classifier needs a static shape).
+    """
     if backend.image_data_format() != "channels_last":
         raise ValueError(
             "bn_zoo's Inception networks are channels_last only; call "
@@ -72,33 +77,41 @@ def image_input_shape(input_shape, input_tensor, default_size, min_size, include
         )
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
-    if input_shape is not None:
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 3:
-            raise ValueError(
-                "`input_shape` must be (height, width, channels). Received: "
-                f"input_shape={input_shape}"
-            )
-        if input_shape[-1] is None:
-            raise ValueError(
-                "The number of input channels must be known. Received: "
-                f"input_shape={input_shape}"
-            )
-    return imagenet_utils.obtain_input_shape(
-        input_shape,
-        default_size=default_size,
-        min_size=min_size,
-        data_format="channels_last",
-        require_flatten=include_top,
-        weights=None,
-    )
+    if input_shape is None:
+        return (default_size, default_size, 3) if include_top else (None, None, 3)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError(
+            "`input_shape` must be (height, width, channels). Received: "
+            f"input_shape={input_shape}"
+        )
+    if input_shape[-1] is None:
+        raise ValueError(
+            "The number of input channels must be known. Received: "
+            f"input_shape={input_shape}"
+        )
+    if input_shape[-1] not in (1, 3):
+        warnings.warn(
+            "This model usually expects 1 or 3 input channels. However, it was "
+            f"passed an input_shape with {input_shape[-1]} input channels.",
+            stacklevel=3,
+        )
+    if any(side is not None and side < min_size for side in input_shape[:2]):
+        raise ValueError(
+            f"Input size must be at least {min_size}x{min_size}; Received: "
+            f"input_shape={input_shape}"
+        )
+    if include_top and None in input_shape:
+        raise ValueError(
+            "If `include_top` is True, you should specify a static `input_shape`. "
+            f"Received: input_shape={input_shape}"
+        )
+    return input_shape
 
 
-def preprocessing(x, registry_name, weights, include_preprocessing, mode=None):
+def preprocessing(x, include_preprocessing, mode):
     """`x`, or `x` through a `PreprocessInput` layer named "preprocessing"
-    with the mode of the registered weights, else `mode`, else the model's."""
-    from bn_zoo.models.preprocessing import PreprocessInput, mode_of  # (import cycle)
-
+    with mode `mode` when `include_preprocessing` is True."""
     if not isinstance(include_preprocessing, bool):
         raise TypeError(
             "`include_preprocessing` must be True (the model takes raw 0-255 "
@@ -107,19 +120,12 @@ def preprocessing(x, registry_name, weights, include_preprocessing, mode=None):
         )
     if not include_preprocessing:
         return x
-    mode = _registered_mode(registry_name, weights) or mode or mode_of(registry_name, weights)
+    check_mode(mode)
     return PreprocessInput(mode, name="preprocessing")(x)
 
 
-def _registered_mode(registry_name, weights):
-    known = weights_lib.registered_weights(registry_name)
-    if isinstance(weights, str) and weights in known:
-        return weights_lib.preprocessing_of(registry_name, weights)
-    return None
-
-
 def model_input(input_tensor, input_shape):
-    """(tensor to build on, inputs of the Functional model), as resnet.py."""
+    """(tensor to build on, inputs of the functional model), as resnet.py."""
     if input_tensor is None:
         img_input = layers.Input(shape=input_shape)
         return img_input, img_input
@@ -127,5 +133,5 @@ def model_input(input_tensor, input_shape):
         img_input = layers.Input(tensor=input_tensor, shape=input_shape)
     else:
         img_input = input_tensor
-    inputs = operation_utils.get_source_inputs(input_tensor)
+    inputs = keras.utils.get_source_inputs(input_tensor)
     return img_input, inputs[0] if len(inputs) == 1 else inputs

@@ -1,13 +1,16 @@
 """The Inception networks of Section 4.2 and Figure 5.
 
-One architecture in five variants (Section 4.2.2):
+One architecture, `inception(...)`, with plain arguments; the catalogue
+(`bn_zoo/models/zoo.py`) registers its five variants of Section 4.2.2 as
+models, with these arguments (their factories with `weights=` are in
+`bn_zoo.models.factories`):
 
-| factory       | BN | conv bias | activation | LRN | dropout |
-|---------------|----|-----------|------------|-----|---------|
-| `Inception`   | no | yes       | ReLU       | yes | 0.4     |
-| `BNBaseline`  | yes| no        | ReLU       | yes | 0.4     |
-| `BNInception`, `BNx5`, `BNx30` | yes | no | ReLU | no | 0     |
-| `BNx5Sigmoid` | yes| no        | sigmoid    | no  | 0       |
+| model (factory)                | BN | conv bias | activation | LRN | dropout |
+|--------------------------------|----|-----------|------------|-----|---------|
+| `inception` (`Inception`)      | no | yes       | ReLU       | yes | 0.4     |
+| `bn_baseline` (`BNBaseline`)   | yes| no        | ReLU       | yes | 0.4     |
+| `bn_inception`, `bn_x5`, `bn_x30` (`BNInception`, `BNx5`, `BNx30`) | yes | no | ReLU | no | 0 |
+| `bn_x5_sigmoid` (`BNx5Sigmoid`) | yes| no       | sigmoid    | no  | 0       |
 
 With BN every convolution is `{name}_conv` (no bias) -> `{name}_bn` ->
 `{name}_relu` (or `_sigmoid`): BN normalizes the input of every nonlinearity
@@ -42,10 +45,10 @@ import collections
 import keras
 from keras import layers
 
+from bn_zoo import _deprecation
 from bn_zoo.layers import BatchNormalization
 from bn_zoo.models import common
 from bn_zoo.models import inception_variants as variants
-from bn_zoo.models import weights as weights_lib
 from bn_zoo.models.lrn import LocalResponseNormalization
 
 DEFAULT_SIZE = 224
@@ -201,50 +204,89 @@ class _Builder:
         return layers.Concatenate(axis=-1, name=f"{prefix}_concat")(branches)
 
 
-def _inception(
-    registry_name,
-    batch_norm,
-    activation,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    batch_norm_kwargs,
-    depth_multiplier,
-    stem,
-    dropout_rate,
-    lrn,
-    seed,
-    variant,
-    features,
-    include_preprocessing,
+def inception(
+    batch_norm=True,
+    activation=None,
+    include_top=True,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    batch_norm_kwargs=None,
+    depth_multiplier=1.0,
+    stem=None,
+    dropout_rate=None,
+    lrn=None,
+    seed=None,
+    variant=None,
+    features=None,
+    include_preprocessing=False,
+    preprocessing=None,
 ):
-    entry = common.check_common_arguments(
-        registry_name, include_top, weights, pooling, classes, classifier_activation
-    )
-    if entry is not None:
-        _check_release_arguments(
-            registry_name, weights, entry,
-            dict(variant=variant, stem=stem, depth_multiplier=depth_multiplier,
-                 lrn=lrn, activation=activation),
-        )
-        variant = entry.model_kwargs.get("variant", variant)
+    """The Inception network of Figure 5, with or without BN, in any variant.
+
+    Plain arguments, random weights: the catalogue's models
+    (`bn_zoo.create_model("bn_x5")`, `bn_zoo.models.BNx5`, ...) call it with
+    their own `batch_norm`, `activation`, `dropout_rate` and `lrn` (those of
+    their recipe) and load `weights=` into the result.
+
+    Args:
+        batch_norm: Whether BN sits between every convolution and its
+            nonlinearity (the convolutions then have no bias).
+        activation: "relu" or "sigmoid" after every convolution; None: "relu".
+        include_top: Whether to include global average pooling, dropout and
+            the classifier `predictions`.
+        input_tensor: Optional Keras tensor to use as the image input.
+        input_shape: (height, width, channels), each side >= 32; default
+            (224, 224, 3). With include_top=False the sides may be None.
+        pooling: With include_top=False: None (the 4-D output of 5b),
+            "avg" or "max" (global pooling to 2-D).
+        classes: Number of classes of the classifier.
+        classifier_activation: Activation of `predictions`; None for logits.
+        name: Name of the model; None: "bn_inception" with BN, else
+            "inception".
+        batch_norm_kwargs: Dict merged into every BatchNormalization layer,
+            e.g. {"momentum": 0.9, "synchronized": True}. Ignored without BN.
+        depth_multiplier: Scales every convolution's filters (at least 16
+            each, as slim); 1.0 is the paper's network.
+        stem: "separable" (the paper's 7×7 separable convolution, depth
+            multiplier 8) or "conv" (a plain 7×7 convolution); None takes
+            the variant's.
+        dropout_rate: Dropout before the classifier; None: 0.
+        lrn: Whether to use local response normalization; None: False.
+        seed: Optional integer seed of the initializers.
+        variant: "paper" (Figure 5, None), "slim" (TF-slim's inception_v2)
+            or "caffe" (the Caffe BN-Inception); see `inception_variants`.
+        features: None for the usual model; "pyramid" or a list of end-point
+            names (`inception_variants.end_points(variant)`) for a model
+            whose output is {name: block output}, with include_top=False
+            and pooling=None (`feature_names`, `feature_model`).
+        include_preprocessing: Whether the model scales its input itself (a
+            `PreprocessInput` layer named "preprocessing"), so that it takes
+            raw 0-255 RGB pixels.
+        preprocessing: The mode of that layer; None: the variant's.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        TypeError, ValueError: an argument out of its range, named with the
+            value received and what to pass instead.
+    """
+    common.check_common_arguments(include_top, pooling, classes, classifier_activation)
     variant = variants.get("paper" if variant is None else variant)
+    if name is None:
+        name = "bn_inception" if batch_norm else "inception"
     if variant.name != "paper" and not batch_norm:
         raise ValueError(
             f"`variant={variant.name!r}` is a BN-Inception network; "
-            f"{registry_name!r} has no BN. Use a BN model such as 'bn_inception'."
+            f"{name!r} has no BN. Use a BN model such as 'bn_inception'."
         )
     stem = variant.stem if stem is None else stem
-    activation = default_activation(registry_name) if activation is None else activation
-    bn_kwargs = common.check_batch_norm_kwargs(batch_norm_kwargs)
-    if entry is not None:
-        _check_release_batch_norm(weights, variant, bn_kwargs)
-    bn_kwargs = {**variant.batch_norm, **bn_kwargs}
+    activation = "relu" if activation is None else activation
+    bn_kwargs = {**variant.batch_norm, **common.check_batch_norm_kwargs(batch_norm_kwargs)}
     if isinstance(depth_multiplier, bool) or not depth_multiplier > 0:
         raise ValueError(
             f"`depth_multiplier` must be > 0 (1.0 is the paper's network). "
@@ -257,16 +299,15 @@ def _inception(
         )
     if activation not in ACTIVATIONS:
         raise ValueError(f"`activation` must be one of {ACTIVATIONS}.")
-    recipe = _recipe(registry_name)
-    dropout_rate = recipe["dropout_rate"] if dropout_rate is None else dropout_rate
-    lrn = recipe["lrn"] if lrn is None else lrn
+    dropout_rate = 0.0 if dropout_rate is None else dropout_rate
+    lrn = False if lrn is None else lrn
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(
             f"`dropout_rate` must be in [0, 1). Received: dropout_rate={dropout_rate!r}"
         )
     if not isinstance(lrn, bool):
         raise TypeError(f"`lrn` must be True or False. Received: lrn={lrn!r}")
-    feature_names = _check_features(features, variant, include_top, pooling)
+    points = _check_features(features, variant, include_top, pooling)
     input_shape = common.image_input_shape(
         input_shape, input_tensor, DEFAULT_SIZE, MIN_SIZE, include_top
     )
@@ -275,7 +316,7 @@ def _inception(
     img_input, inputs = common.model_input(input_tensor, input_shape)
 
     x = common.preprocessing(
-        img_input, registry_name, weights, include_preprocessing, variant.preprocessing
+        img_input, include_preprocessing, preprocessing or variant.preprocessing
     )
     build = _Builder(batch_norm, activation, bn_kwargs, depth_multiplier, seed, variant)
     if stem == "separable":
@@ -309,38 +350,31 @@ def _inception(
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
 
     model = keras.Model(inputs, x, name=name)
-    weights_lib.load_into(
-        model, registry_name, weights, include_top, batch_norm_kwargs, classes
-    )
-    if feature_names:
-        points = variants.end_points(variant.name)
-        outputs = {n: model.get_layer(points[n]).output for n in feature_names}
-        model = keras.Model(inputs, outputs, name=name)
-    return model
+    return feature_model(model, points, variant.name) if points else model
 
 
-def _check_release_arguments(registry_name, weights, entry, given):
-    """Refuses arguments that build another network than `weights` fit."""
-    for key, needed in entry.model_kwargs.items():
-        value = given.get(key)
-        if value is not None and value != needed:
-            raise ValueError(
-                f"The weights {weights!r} of {registry_name!r} fit the network "
-                f"built with {key}={needed!r}. Received: {key}={value!r}. Leave "
-                f"`{key}` unset to load them, or use weights=None to build the "
-                "other network."
-            )
+def feature_names(requested, variant=None, include_top=True, pooling=None, **_):
+    """The end points that `requested` (a `features` argument) asks for,
+    checked: a tuple, empty for None.
+
+    Takes all of the model's arguments and ignores those it does not need, so
+    that `bn_zoo.models.hub` can check `features` before it builds anything.
+
+    Raises:
+        TypeError, ValueError: see `inception`'s `features`.
+    """
+    variant = variants.get("paper" if variant is None else variant)
+    return _check_features(requested, variant, include_top, pooling)
 
 
-def _check_release_batch_norm(weights, variant, bn_kwargs):
-    for key, needed in variant.batch_norm.items():
-        if key in bn_kwargs and bn_kwargs[key] != needed:
-            raise ValueError(
-                f"The weights {weights!r} need BN {key}={needed!r} (the "
-                f"{variant.name!r} variant). Received: batch_norm_kwargs="
-                f"{{{key!r}: {bn_kwargs[key]!r}}}. Leave `{key}` out of "
-                "batch_norm_kwargs."
-            )
+def feature_model(model, names, variant=None, **_):
+    """A model whose output is {end point: block output} of the built
+    Inception `model`, for the end points `names` of `variant`. It shares
+    `model`'s layers, so weights loaded into `model` are its weights."""
+    points = variants.end_points("paper" if variant is None else variant)
+    outputs = {n: model.get_layer(points[n]).output for n in names}
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=model.name)
 
 
 def _check_features(features, variant, include_top, pooling):
@@ -387,127 +421,9 @@ def _check_caffe_size(input_shape):
             )
 
 
-def _recipe(registry_name):
-    from bn_zoo.models import registry
-
-    return registry.model_info(registry_name).recipe
-
-
-def default_activation(registry_name):
-    return "sigmoid" if registry_name == "bn_x5_sigmoid" else "relu"
-
-
-def _factory(function_name, registry_name, batch_norm, summary):
-    def factory(
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        name=registry_name,
-        batch_norm_kwargs=None,
-        depth_multiplier=1.0,
-        stem=None,
-        dropout_rate=None,
-        lrn=None,
-        seed=None,
-        activation=None,
-        variant=None,
-        features=None,
-        include_preprocessing=False,
-    ):
-        return _inception(
-            registry_name, batch_norm, activation, include_top, weights,
-            input_tensor, input_shape, pooling, classes, classifier_activation,
-            name, batch_norm_kwargs, depth_multiplier, stem, dropout_rate, lrn,
-            seed, variant, features, include_preprocessing,
-        )
-
-    factory.__doc__ = summary + _ARGS_DOC
-    factory.__name__ = factory.__qualname__ = function_name
-    return factory
-
-
-_ARGS_DOC = """
-
-    Args:
-        include_top: Whether to include global average pooling, dropout and
-            the classifier `predictions`.
-        weights: None (random initialization), a registered name (see
-            `bn_zoo.model_info(name).weights`) or the path to a
-            `.weights.h5` file.
-        input_tensor: Optional Keras tensor to use as the image input.
-        input_shape: (height, width, channels), each side >= 32; default
-            (224, 224, 3). With include_top=False the sides may be None.
-        pooling: With include_top=False: None (the 4-D output of 5b),
-            "avg" or "max" (global pooling to 2-D).
-        classes: Number of classes of the classifier.
-        classifier_activation: Activation of `predictions`; None for logits.
-        name: Name of the model.
-        batch_norm_kwargs: Dict merged into every BatchNormalization layer,
-            e.g. {"momentum": 0.9, "synchronized": True}. Ignored without BN.
-        depth_multiplier: Scales every convolution's filters (at least 16
-            each, as slim); 1.0 is the paper's network.
-        stem: "separable" (the paper's 7×7 separable convolution, depth
-            multiplier 8) or "conv" (a plain 7×7 convolution); None takes
-            the variant's.
-        dropout_rate: Dropout before the classifier; None takes the recipe's
-            (`bn_zoo.model_info(name).recipe["dropout_rate"]`).
-        lrn: Whether to use local response normalization; None takes the
-            recipe's.
-        seed: Optional integer seed of the initializers.
-        activation: "relu" or "sigmoid" after every convolution; None takes
-            the variant's (e.g. Inception with "sigmoid" is the network
-            without BN that Section 4.2.2 says never trains).
-        variant: "paper" (Figure 5), "slim" (TF-slim's inception_v2) or
-            "caffe" (the Caffe BN-Inception); see
-            `bn_zoo.models.inception_variants`. None: the registered
-            weights' variant, else "paper". Registered weights fix the
-            variant, stem and width, and refuse other values.
-        features: None for the usual model; "pyramid" or a list of end-point
-            names (`inception_variants.end_points(variant)`) for a model
-            whose output is {name: block output}, with include_top=False.
-            "pyramid" is the outputs at strides 8, 16 and 32 (slim:
-            Mixed_3c, Mixed_4e, Mixed_5c; Caffe: inception_3b_output,
-            inception_4d_output, inception_5b_output).
-        include_preprocessing: Whether the model scales its input itself (a
-            `PreprocessInput` layer named "preprocessing", with the mode of
-            the registered weights or the variant), so that it takes raw 0-255
-            RGB pixels; default False: inputs scaled by
-            `bn_zoo.preprocess_input(x, model=name, weights=weights)`.
-
-    Returns:
-        A `keras.Model`.
-"""
-
-Inception = _factory(
-    "Inception", "inception", False,
-    "The Inception baseline (Figure 5 without BN): conv biases, ReLU, LRN as in "
-    "GoogLeNet, dropout 0.4.",
-)
-BNBaseline = _factory(
-    "BNBaseline", "bn_baseline", True,
-    "BN-Baseline: Inception with BN before every nonlinearity and no conv "
-    "biases, nothing else changed (LRN and dropout 0.4 stay).",
-)
-BNInception = _factory(
-    "BNInception", "bn_inception", True,
-    "BN-Inception: BN before every nonlinearity, no LRN, no dropout "
-    "(Section 4.2.1).",
-)
-BNx5 = _factory(
-    "BNx5", "bn_x5", True,
-    "BN-x5: the BN-Inception network, registered with the 5x learning rate "
-    "recipe.",
-)
-BNx30 = _factory(
-    "BNx30", "bn_x30", True,
-    "BN-x30: the BN-Inception network, registered with the 30x learning rate "
-    "recipe.",
-)
-BNx5Sigmoid = _factory(
-    "BNx5Sigmoid", "bn_x5_sigmoid", True,
-    "BN-x5-Sigmoid: BN-x5 with sigmoid instead of ReLU.",
-)
+# The factories with `weights=` (`BNInception`, ...) load weights files, which
+# an architecture does not: they live in `bn_zoo.models.factories`.
+_deprecation.alias(__name__, {
+    factory: f"bn_zoo.models.factories:{factory}"
+    for factory in ("Inception", "BNBaseline", "BNInception", "BNx5", "BNx30", "BNx5Sigmoid")
+})

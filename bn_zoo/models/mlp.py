@@ -24,35 +24,71 @@ sigmoid's non-saturated range; biases start at zero.
 import keras
 from keras import layers
 
+from bn_zoo import _deprecation
 from bn_zoo.layers import BatchNormalization
 from bn_zoo.models import common
-from bn_zoo.models import weights as weights_lib
 
 DEFAULT_INPUT_SHAPE = (28, 28, 1)
 HIDDEN_UNITS = (100, 100, 100)
 INIT_STDDEV = 0.1
 
 
-def _mlp(
-    batch_norm,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    batch_norm_kwargs,
-    hidden_units,
-    init_stddev,
-    seed,
-    registry_name,
-    include_preprocessing,
+def mlp(
+    batch_norm=True,
+    include_top=True,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name=None,
+    batch_norm_kwargs=None,
+    hidden_units=HIDDEN_UNITS,
+    init_stddev=INIT_STDDEV,
+    seed=None,
+    include_preprocessing=False,
+    preprocessing=None,
 ):
-    common.check_common_arguments(
-        registry_name, include_top, weights, pooling, classes, classifier_activation
-    )
+    """The sigmoid MLP of Section 4.1, with or without Batch Normalization.
+
+    With BN each hidden layer is `hidden{i}_dense` (no bias) -> `hidden{i}_bn`
+    -> `hidden{i}_sigmoid`: BN normalizes the input of every nonlinearity.
+    Without it, `hidden{i}_dense` (with bias) -> `hidden{i}_sigmoid`. The
+    model has random weights: `bn_zoo.create_model("mlp" | "bn_mlp", ...)`
+    (or `bn_zoo.models.MLP`, `BNMLP`) also loads `weights=`.
+
+    Args:
+        batch_norm: Whether to normalize the input of every sigmoid.
+        include_top: Whether to include the classifier `predictions`.
+            Without it the model returns the last hidden layer's output.
+        input_tensor: Optional Keras tensor to use as the model's input.
+        input_shape: Optional shape of one example, default (28, 28, 1); any
+            fully known shape is flattened.
+        pooling: Must be None (kept for the keras.applications signature).
+        classes: Number of classes of the classifier.
+        classifier_activation: Activation of `predictions`; None for logits.
+        name: Name of the model; None: "bn_mlp" with BN, else "mlp".
+        batch_norm_kwargs: Dict merged into every BatchNormalization layer,
+            e.g. {"momentum": 0.9}. Ignored by the network without BN, so one
+            configuration can build both.
+        hidden_units: Units of each hidden layer, default (100, 100, 100).
+            Layers are named hidden1_*, hidden2_*, ...
+        init_stddev: Standard deviation of the Gaussian kernel initializer.
+        seed: Optional integer seed of the initializers.
+        include_preprocessing: Whether the model scales its input itself
+            (a `PreprocessInput` layer named "preprocessing"), so that it
+            takes raw 0-255 pixels; default False: inputs scaled by
+            `bn_zoo.preprocess_input(x, model=name)` (x / 255).
+        preprocessing: The mode of that layer; None: "mnist".
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        TypeError, ValueError: an argument out of its range, named with the
+            value received.
+    """
+    common.check_common_arguments(include_top, pooling, classes, classifier_activation)
     if pooling is not None:
         raise ValueError(
             "The MLP has no spatial feature map to pool; `pooling` must be None. "
@@ -87,7 +123,7 @@ def _mlp(
         return keras.initializers.RandomNormal(stddev=init_stddev, seed=layer_seed)
 
     img_input, inputs = common.model_input(input_tensor, input_shape)
-    x = common.preprocessing(img_input, registry_name, weights, include_preprocessing)
+    x = common.preprocessing(img_input, include_preprocessing, preprocessing or "mnist")
     x = layers.Flatten(name="flatten")(x)
     for i, units in enumerate(hidden_units, start=1):
         x = layers.Dense(
@@ -106,96 +142,14 @@ def _mlp(
             kernel_initializer=kernel_initializer(0),
             name="predictions",
         )(x)
-    model = keras.Model(inputs, x, name=name)
-    weights_lib.load_into(
-        model, registry_name, weights, include_top, batch_norm_kwargs
-    )
-    return model
+    if name is None:
+        name = "bn_mlp" if batch_norm else "mlp"
+    return keras.Model(inputs, x, name=name)
 
 
-_ARGS_DOC = """
-    Args:
-        include_top: Whether to include the 10-way classifier `predictions`.
-            Without it the model returns the last hidden layer's output.
-        weights: None (random initialization), a registered name (see
-            `bn_zoo.model_info(name).weights`) or the path to a
-            `.weights.h5` file.
-        input_tensor: Optional Keras tensor to use as the model's input.
-        input_shape: Optional shape of one example, default (28, 28, 1); any
-            fully known shape is flattened.
-        pooling: Must be None (kept for the keras.applications signature).
-        classes: Number of classes of the classifier.
-        classifier_activation: Activation of `predictions`; None for logits.
-        name: Name of the model.
-        batch_norm_kwargs: Dict merged into every BatchNormalization layer,
-            e.g. {"momentum": 0.9}. Ignored by the network without BN, so one
-            configuration can build both.
-        hidden_units: Units of each hidden layer, default (100, 100, 100).
-            Layers are named hidden1_*, hidden2_*, ...
-        init_stddev: Standard deviation of the Gaussian kernel initializer.
-        seed: Optional integer seed of the initializers.
-        include_preprocessing: Whether the model scales its input itself
-            (a `PreprocessInput` layer named "preprocessing"), so that it
-            takes raw 0-255 pixels; default False: inputs scaled by
-            `bn_zoo.preprocess_input(x, model=name)` (x / 255).
-
-    Returns:
-        A `keras.Model`.
-"""
-
-
-def MLP(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    name="mlp",
-    batch_norm_kwargs=None,
-    hidden_units=HIDDEN_UNITS,
-    init_stddev=INIT_STDDEV,
-    seed=None,
-    include_preprocessing=False,
-):
-    return _mlp(
-        False, include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, name, batch_norm_kwargs, hidden_units,
-        init_stddev, seed, "mlp", include_preprocessing,
-    )
-
-
-def BNMLP(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    name="bn_mlp",
-    batch_norm_kwargs=None,
-    hidden_units=HIDDEN_UNITS,
-    init_stddev=INIT_STDDEV,
-    seed=None,
-    include_preprocessing=False,
-):
-    return _mlp(
-        True, include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, name, batch_norm_kwargs, hidden_units,
-        init_stddev, seed, "bn_mlp", include_preprocessing,
-    )
-
-
-MLP.__doc__ = (
-    "The sigmoid MLP of Section 4.1 without Batch Normalization.\n\n"
-    "    Each hidden layer is `hidden{i}_dense` (with bias) -> `hidden{i}_sigmoid`.\n"
-    + _ARGS_DOC
-)
-BNMLP.__doc__ = (
-    "The sigmoid MLP of Section 4.1 with Batch Normalization.\n\n"
-    "    Each hidden layer is `hidden{i}_dense` (no bias) -> `hidden{i}_bn` ->\n"
-    "    `hidden{i}_sigmoid`: BN normalizes the input of every nonlinearity.\n"
-    + _ARGS_DOC
-)
+# The factories with `weights=` (`MLP`, `BNMLP`) load weights files, which an
+# architecture does not: they live in `bn_zoo.models.factories`.
+_deprecation.alias(__name__, {
+    "MLP": "bn_zoo.models.factories:MLP",
+    "BNMLP": "bn_zoo.models.factories:BNMLP",
+})

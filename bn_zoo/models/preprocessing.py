@@ -1,17 +1,19 @@
-"""Input scaling of the zoo's networks.
+"""`preprocess_input`: raw pixels scaled as a model, or its weights, expect.
 
-Every network takes scaled pixels, as `keras.applications` models do. Each
-registered model names its mode in `model_info(name).preprocessing`, and
-registered weights may name their own (`weights.preprocessing_of`):
+Every network takes scaled pixels, as `keras.applications` models do. The
+mode of a catalogued model with its weights is the `preprocessing` of their
+data config (`bn_zoo.models.data_config(model, weights)`); the modes
+themselves are in `input_scaling`:
 
-- `"mnist"`: pixel values in [0, 255] to [0, 1] (x / 255), for the MLPs of
-  Section 4.1.
-- `"inception"`: pixel values in [0, 255] to [-1, 1] (x / 127.5 - 1), the
-  scaling of the TensorFlow Inception models, for the networks of Section 4.2
-  and TF-slim's `inception_v2` weights.
-- `"caffe_bn_inception"`: RGB pixel values in [0, 255] to BGR minus the
-  per-channel means (104, 117, 128), as the Caffe BN-Inception release and its
-  PyTorch port (`bninception` of the pretrained-models package) expect.
+- `"mnist"`: x / 255, for the MLPs of Section 4.1.
+- `"inception"`: x / 127.5 - 1, for the networks of Section 4.2 and
+  TF-slim's `inception_v2` weights.
+- `"caffe_bn_inception"`: RGB to BGR minus the means (104, 117, 128), for
+  the Caffe BN-Inception release.
+- `"imagenet_mean_std"`: (x / 255 - (0.485, 0.456, 0.406)) / (0.229, 0.224,
+  0.225), torchvision's and timm's (keras.applications' "torch" mode).
+- `"caffe_resnet"`: RGB to BGR minus (103.939, 116.779, 123.68), the Caffe
+  ResNet releases' (keras.applications' "caffe" mode).
 
 Two ways to feed raw 0-255 pixels:
 
@@ -24,51 +26,56 @@ does), which then takes 0-255 pixels directly. Neither the networks nor
 built without preprocessing give wrong answers without a warning (a check
 would cost a reduction per batch, and values that look raw can be legitimate
 inputs), so use one of the two.
-
-`preprocess_input` is built from `keras.ops` only, so it works eagerly, inside
-a `tf.data` map, a `tf.function` or a Keras layer.
 """
 
-import keras
-from keras import ops
-
-PREPROCESSING_MODES = ("mnist", "inception", "caffe_bn_inception")
-# BGR means of the Caffe BN-Inception release (pretrained-models' settings).
-CAFFE_BGR_MEANS = (104.0, 117.0, 128.0)
+from bn_zoo.models import catalogue
+from bn_zoo.models.input_scaling import (  # noqa: F401  (this module's names before)
+    CAFFE_BGR_MEANS,
+    CAFFE_RESNET_BGR_MEANS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PREPROCESSING_MODES,
+    PreprocessInput,
+    preprocessing_layer,
+    preprocessing_layers,
+    scale,
+)
 
 
 def mode_of(model, weights=None):
-    """The mode of registered model `model` with `weights` (a registered
-    weights name, whose own mode wins; a path or None: the model's)."""
-    from bn_zoo.models import registry, weights as weights_lib
-
-    info = registry.model_info(model)
-    if isinstance(weights, str) and weights in info.weights:
-        return weights_lib.preprocessing_of(model, weights)
-    return info.preprocessing
+    """The mode of catalogued model `model` with `weights`: the
+    `preprocessing` of `catalogue.data_config(model, weights)` (a registered
+    weights name: theirs; a path or None: the model's)."""
+    return catalogue.data_config(model, weights).preprocessing
 
 
 def preprocess_input(images, mode=None, *, model=None, weights=None):
     """Scales raw pixel values (0-255) as a network expects.
 
     Args:
-        images: A tensor or array of pixel values in [0, 255], of any shape
-            and any integer or floating dtype; RGB channels last for the
-            image modes.
+        images: A numpy array or a tensor of pixel values in [0, 255], of
+            any shape and any integer or floating dtype; RGB channels last
+            for the image modes.
         mode: `"mnist"` (x / 255, range [0, 1]), `"inception"`
-            (x / 127.5 - 1, range [-1, 1]) or `"caffe_bn_inception"` (BGR
-            order, minus the means 104, 117, 128). Or None, with `model`.
-        model: Instead of `mode`: a registered model name, e.g. "bn_mlp".
+            (x / 127.5 - 1, range [-1, 1]), `"caffe_bn_inception"` (BGR
+            order, minus the means 104, 117, 128), `"imagenet_mean_std"`
+            ((x / 255 - mean) / std, ImageNet's RGB mean and std) or
+            `"caffe_resnet"` (BGR order, minus 103.939, 116.779, 123.68).
+            Or None, with `model`.
+        model: Instead of `mode`: a catalogued model name, e.g. "bn_mlp".
         weights: With `model`: its registered weights name (e.g.
-            "imagenet_caffe", which has its own mode) or None.
+            "imagenet_caffe", whose data config has its own mode), a path,
+            or None (the model's data config).
 
     Returns:
-        A float tensor (float32 unless `images` is already floating) of the
-        same shape.
+        The type it was given, as `keras.applications`' preprocess_input:
+        a numpy array for a numpy array, a tensor for a tensor (eagerly,
+        inside a `tf.data` map, a `tf.function` or a Keras layer); float32
+        unless `images` is already floating; the same shape.
 
     Raises:
-        ValueError: an unknown mode or model, or both or neither of `mode`
-            and `model`.
+        ValueError: an unknown mode, model or weights name, or both or
+            neither of `mode` and `model`.
     """
     if (mode is None) == (model is None):
         raise ValueError(
@@ -78,51 +85,4 @@ def preprocess_input(images, mode=None, *, model=None, weights=None):
         )
     if model is not None:
         mode = mode_of(model, weights)
-    if mode not in PREPROCESSING_MODES:
-        raise ValueError(
-            f"Unknown preprocessing mode {mode!r}; use one of "
-            f"{PREPROCESSING_MODES}, e.g. bn_zoo.model_info(name).preprocessing."
-        )
-    x = ops.convert_to_tensor(images)
-    if "float" not in str(x.dtype):
-        x = ops.cast(x, "float32")
-    if mode == "mnist":
-        return x / 255.0
-    if mode == "caffe_bn_inception":
-        return ops.flip(x, axis=-1) - ops.convert_to_tensor(CAFFE_BGR_MEANS, x.dtype)
-    return x / 127.5 - 1.0
-
-
-@keras.saving.register_keras_serializable(package="bn_zoo")
-class PreprocessInput(keras.layers.Layer):
-    """`preprocess_input(x, mode)` as the first layer of a model, so that the
-    model takes raw 0-255 pixels (`include_preprocessing=True`).
-
-    Args:
-        mode: One of `PREPROCESSING_MODES`.
-    """
-
-    def __init__(self, mode, **kwargs):
-        super().__init__(**kwargs)
-        if mode not in PREPROCESSING_MODES:
-            raise ValueError(
-                f"Unknown preprocessing mode {mode!r}; use one of {PREPROCESSING_MODES}."
-            )
-        self.mode = mode
-
-    def call(self, inputs):
-        return preprocess_input(ops.cast(inputs, self.compute_dtype), self.mode)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
-
-
-def preprocessing_layer(model):
-    """The `PreprocessInput` layer of `model`, or None."""
-    for layer in model.layers:
-        if isinstance(layer, PreprocessInput):
-            return layer
-    return None
+    return scale(images, mode)

@@ -1,4 +1,4 @@
-"""The README's model tables, generated from the registry.
+"""The README's model tables, generated from the catalogue.
 
     python -m bn_zoo.models.table > /tmp/models_table.md
 
@@ -12,7 +12,7 @@ import math
 
 from keras import layers
 
-from bn_zoo.models import registry
+from bn_zoo.models import catalogue, hub, zoo
 
 
 _COUNTED = (
@@ -84,12 +84,12 @@ def model_rows():
     """(ModelInfo, trainable params, all params, multiply-adds, conv-stem
     (trainable params, multiply-adds) or None) for every registered model."""
     rows = []
-    for name in registry.PAPER_ORDER:
-        info = registry.model_info(name)
-        model = registry.create_model(name)
+    for name in zoo.PAPER_ORDER:
+        info = catalogue.model_info(name)
+        model = hub.create_model(name)
         conv_stem = None
         if info.family == "inception":
-            plain = registry.create_model(name, stem="conv")
+            plain = hub.create_model(name, stem="conv")
             conv_stem = (_trainable(plain), multiply_adds(plain))
         rows.append(
             (
@@ -168,25 +168,24 @@ def markdown(rows=None):
 
 
 def weights_markdown():
-    """The README's "Pretrained weights" table, from the weights registry."""
-    from bn_zoo.models import weights as weights_lib
-
+    """The README's "Pretrained weights" table, from the catalogue."""
     lines = [
         "| model, weights | source | reported accuracy | preprocessing | verified |",
         "|---|---|---|---|---|",
     ]
-    for (model_name, weights_name), entry in weights_lib.WEIGHTS.items():
-        reported = entry.reported_accuracy
-        accuracy = " / ".join(
-            f"{100 * reported[k]:.2f}%" for k in ("top1", "top5") if k in reported
-        )
-        if accuracy:
-            accuracy += f" ({reported['protocol']})"
-        mode = weights_lib.preprocessing_of(model_name, weights_name)
-        lines.append(
-            f"| `{model_name}`, `{weights_name}` | {entry.source} | {accuracy or '—'} "
-            f"| `{mode}` | {entry.verified} |"
-        )
+    for model_name in zoo.PAPER_ORDER:
+        for weights_name, entry in catalogue.weights_of(model_name).items():
+            reported = entry.reported_accuracy
+            accuracy = " / ".join(
+                f"{100 * reported[k]:.2f}%" for k in ("top1", "top5") if k in reported
+            )
+            if accuracy:
+                accuracy += f" ({reported['protocol']})"
+            mode = catalogue.preprocessing_of(model_name, weights_name)
+            lines.append(
+                f"| `{model_name}`, `{weights_name}` | {entry.source} "
+                f"| {accuracy or '—'} | `{mode}` | {entry.verified} |"
+            )
     return "\n".join(lines)
 
 

@@ -18,24 +18,26 @@ Entry points call `require_flags()` before `app.run` and adopt these flags
 as key flags (`flags.adopt_module_key_flags(cli)`), so `--help` lists them.
 """
 
+import difflib
+import importlib.util
 import os
 import re
-import sys
-import traceback
 
 import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
-from bn_zoo.training.config import STRATEGIES
-from bn_zoo.training.errors import USER_ERRORS, Preempted
-from bn_zoo.training.strategy import DEFAULT_CONNECT_TIMEOUT
-from bn_zoo.training.workdir import WRITE_ERRORS
+# Light modules only (`--help` answers before TensorFlow is imported): the
+# trainer's errors, the config's checks and the workdir are imported where
+# they are used.
+from bn_zoo.training import console
+from bn_zoo.training.choices import DEFAULT_CONNECT_TIMEOUT, STRATEGIES
 
 CONFIG = config_flags.DEFINE_config_file(
     "config",
     None,
-    "Path to an ml_collections config file, e.g. configs/mnist_bn_mlp.py. Any of "
+    "Path to an ml_collections config file, e.g. configs/figure1.py, with its variant "
+    "after a colon where it has variants, e.g. configs/mnist.py:bn_mlp. Any of "
     "its fields can be overridden with --config.<field>=<value>, e.g. "
     "--config.num_train_steps=2000 or --config.optimizer.base_learning_rate=0.1; "
     "fields left at None come from the model's recipe in bn_zoo's registry.",
@@ -115,7 +117,7 @@ def loaded(config):
             raise
         _fail(error, "ConfigError", f"The config file {name!r} does not exist (looked in "
               f"{os.getcwd()}). Pass --config=configs/<experiment>.py, e.g. "
-              "--config=configs/mnist_bn_mlp.py.")
+              "--config=configs/mnist.py:bn_mlp.")
 
 
 def apply_overrides(config, data_field="data"):
@@ -138,68 +140,112 @@ def apply_overrides(config, data_field="data"):
 
 
 def parse_flags(argv):
-    """absl's flag parsing, with an unknown --config.<field> reported as one
-    line (ml_collections raises it as a bare AttributeError)."""
+    """absl's flag parsing; any bad flag is one line `ERROR (Kind): ...` and
+    exit status 1: a config file that became a variant (its new spelling),
+    one that does not load or has no `get_config`, an unknown
+    --config.<field> (named as typed, with the nearest field), and absl's
+    own flag errors."""
+    from bn_zoo.training.config_files import with_config_path
+    from bn_zoo.training.config_paths import refuse_replaced_config
+
+    argv = with_config_path(argv)  # --config=figure1: bn_zoo's config file of that name.
+    refuse_replaced_config(argv)  # A config file that became a variant: its new spelling.
     try:
         return flags.FLAGS(argv)
     except SyntaxError as error:
         _fail(error, "ConfigError", f"The config file {error.filename} has a syntax error "
               f"at line {error.lineno}: {error.msg}. Fix that line.", argv)
     except flags.Error as error:
-        print(f"ERROR (flags): {str(error).rstrip('.')}. --help lists the flags.",
-              file=sys.stderr, flush=True)
-        sys.exit(1)
+        _fail(error, type(error).__name__, console.flag_error_message(error), argv)
     except (AttributeError, KeyError) as error:
-        cause = error
-        while cause is not None and not isinstance(cause, KeyError):
-            cause = cause.__context__
-        detail = str(cause.args[0] if cause is not None and cause.args else error)
-        name = detail.split("\n")[0].strip("'\"")
-        culprit = next((a.split("=")[0] for a in argv[1:]
-                        if a.startswith("--config.") and name in a.split("=")[0]), name)
-        hint = " ".join(detail.split("\n")[1:]).strip()
-        hint = f"{hint} " if hint else ""
-        print(f"ERROR (ConfigError): Unknown config field {culprit!r}. {hint}"
-              "--config=FILE --print_config lists the fields with their meaning.",
-              file=sys.stderr, flush=True)
-        sys.exit(1)
+        _fail(error, "ConfigError", _config_error_message(argv, error), argv)
 
 
-def _verbose(argv=None):
-    """Whether the command line has absl's --verbosity (or -v)."""
-    args = (sys.argv if argv is None else argv)[1:]
-    return any(re.fullmatch(r"--?(?:verbosity|v)(?:=.*)?", a) for a in args)
+def _config_error_message(argv, error):
+    """The message for an AttributeError/KeyError ml_collections raised while
+    it loaded --config and applied the --config.<field> overrides of `argv`."""
+    value = _config_argument(argv) or ""
+    path = value.partition(":")[0]
+    if "has no attribute 'get_config'" in str(error):
+        return (f"The config file {path} has no get_config() function. A config file "
+                "defines get_config() returning an ml_collections.ConfigDict, e.g. "
+                "configs/mnist.py; pass one with --config=FILE.")
+    try:
+        fields = _field_paths(_load_config(value))
+    except Exception:  # noqa: BLE001 - then the error's own words are all there is.
+        fields = None
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        match = re.match(r"--?(?:no)?config\.([^=]+)", arg)
+        if match is None or fields is None or match.group(1) in fields:
+            continue
+        field = match.group(1)
+        flag = f"--config.{field}"
+        message = f"Unknown config field {flag} (in {arg!r})."
+        parent, _, leaf = field.rpartition(".")
+        if parent and parent not in fields:  # Compare whole paths of the same depth.
+            same_depth = sorted(f for f in fields if f.count(".") == field.count("."))
+            nearest = difflib.get_close_matches(field, same_depth, n=1, cutoff=0.6)
+        else:  # Compare the names beside it.
+            siblings = sorted(f.rpartition(".")[2] for f in fields
+                              if f.rpartition(".")[0] == parent)
+            nearest = [f"{parent}.{name}" if parent else name
+                       for name in difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)]
+        if nearest:
+            message += f" Did you mean --config.{nearest[0]}?"
+        elif parent in fields:
+            message += f" config.{parent} has the fields {', '.join(siblings)}."
+        return (f"{message} --config={value} --print_config lists the fields with "
+                "their meaning.")
+    detail = console._message(error)  # No override to blame: ml_collections' words.
+    return f"{detail}. --config=FILE --print_config lists the fields with their meaning."
+
+
+def _load_config(value):
+    """The config of --config=`value` ("FILE" or "FILE:ARG"), loaded as
+    ml_collections does: FILE's get_config(), with ARG if given."""
+    path, colon, arg = value.partition(":")
+    spec = importlib.util.spec_from_file_location("_bn_zoo_config_fields", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg) if colon else module.get_config()
+
+
+def _config_argument(argv):
+    """The value of --config in `argv` (`--config=X` or `--config X`), or None."""
+    args = list(argv[1:])
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        match = re.fullmatch(r"--?config(?:=(.*))?", arg)
+        if match:
+            if match.group(1) is not None:
+                return match.group(1)
+            return args[index + 1] if index + 1 < len(args) else None
+    return None
+
+
+def _field_paths(config, prefix=""):
+    """Every dotted field path of a config (sub-configs included)."""
+    paths = set()
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        paths.add(path)
+        if isinstance(value, (ml_collections.ConfigDict, dict)):
+            paths |= _field_paths(value, path + ".")
+    return paths
 
 
 def _fail(error, kind, message, argv=None, exit_code=1):
     """Prints `ERROR (kind): message` (after the traceback, with
     --verbosity) and exits."""
-    if _verbose(argv):
-        traceback.print_exception(error)
-    print(f"ERROR ({kind}): {message}", file=sys.stderr, flush=True)
-    sys.exit(exit_code)
+    console.fail(error, kind, message, argv, exit_code)
 
 
 def run(fn):
-    """Calls `fn()`; a user error (bad config, incompatible workdir, missing
-    data, diverged loss, a full or read-only disk) becomes one message on
-    stderr and exit code 1 (a preempted run: 128 + the signal number), with
-    the traceback before it only under --verbosity."""
-    try:
-        return fn()
-    except Preempted as error:
-        print(f"{error}", file=sys.stderr, flush=True)
-        sys.exit(error.exit_code)
-    except USER_ERRORS as error:
-        _fail(error, type(error).__name__, str(error))
-    except OSError as error:
-        if error.errno not in WRITE_ERRORS:
-            raise
-        where = f" {error.filename}" if error.filename else ""
-        _fail(error, type(error).__name__,
-              f"Cannot write{where}: {error.strerror}. Nothing more was written; "
-              f"{WRITE_ERRORS[error.errno]} and rerun.")
-    except KeyboardInterrupt as error:
-        _fail(error, "KeyboardInterrupt", "Interrupted without saving (before training "
-              "started, or a second Ctrl-C). Rerun the same command to resume from the "
-              "newest checkpoint, if any.", exit_code=130)
+    """Calls `fn()`; any failure becomes one line `ERROR (Kind): message` on
+    stderr and exit code 1 (130 for Ctrl-C; a preempted run: its message and
+    128 + the signal number), with the traceback before it only under
+    --verbosity. See `bn_zoo.training.console.report_errors`."""
+    return console.report_errors(fn)

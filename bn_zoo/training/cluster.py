@@ -19,9 +19,10 @@ from urllib.parse import urlparse
 
 import tensorflow as tf
 
+from bn_zoo.training import watchdog
+from bn_zoo.training.choices import DEFAULT_CONNECT_TIMEOUT  # noqa: F401 - re-exported
 from bn_zoo.training.errors import ClusterError, ConfigError
 
-DEFAULT_CONNECT_TIMEOUT = 300  # Seconds; the default of --cluster_timeout.
 
 
 _TPU_HELP = ("Name one with --tpu: a Cloud TPU's name or its address "
@@ -95,50 +96,6 @@ def answers(address, timeout=1.0):
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-# The watchdog process of `deadline`: argv = parent pid, seconds, the message
-# at the deadline ("{detail}": the addresses that do not answer), the message
-# on a signal ("SIGNAL": its name), then "description=host:port" per address.
-# It ends when its stdin closes.
-_WATCHDOG = r"""
-import os, select, signal, socket, sys, time
-parent, seconds, late, stopped = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
-def detail():
-    silent = []
-    for item in sys.argv[5:]:
-        what, _, address = item.partition("=")
-        host, _, port = address.rpartition("/")[2].rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=1).close()
-        except (OSError, ValueError):
-            silent.append(f"{what} at {address}" if what else address)
-    return ": no answer from " + ", ".join(silent) if silent else ""
-names = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
-end = time.monotonic() + seconds if seconds > 0 else float("inf")
-def pending():
-    try:
-        with open(f"/proc/{parent}/status") as f:
-            for line in f:
-                if line.startswith(("SigPnd:", "ShdPnd:")):
-                    bits = int(line.split()[1], 16)
-                    for signum, name in names.items():
-                        if bits >> (signum - 1) & 1:
-                            return name
-    except OSError:
-        pass
-    return None
-while True:
-    if select.select([sys.stdin], [], [], 0.2)[0]:
-        sys.exit(0)
-    name = pending()
-    if name or time.monotonic() > end:
-        text = stopped.replace("SIGNAL", name) if name else late.replace("{detail}", detail())
-        sys.stderr.write(text + "\n")
-        sys.stderr.flush()
-        os.kill(parent, signal.SIGKILL)
-        sys.exit(0)
-"""
-
-
 class deadline:
     """A context manager for a connection to a cluster that TensorFlow waits
     for without a deadline, and during which it holds the GIL and replaces
@@ -146,10 +103,10 @@ class deadline:
 
     Past `seconds` the process prints one ERROR line naming the addresses that
     do not answer and exits with code 1 (a thread does it when TensorFlow
-    lets Python run, else a small watchdog process does it a few seconds
-    later, killing this one). SIGTERM and SIGINT are held back during the
-    block; the watchdog process sees them pending and ends this process with
-    a one-line message. Afterwards the SIGTERM handler is Python's again.
+    lets Python run, else a small watchdog process, `bn_zoo.training.watchdog`,
+    does it a few seconds later, killing this one). SIGTERM and SIGINT are
+    held back during the block; the watchdog process sees them pending and
+    ends this process with a one-line message. Afterwards the SIGTERM handler is Python's again.
 
     Args:
         seconds: The deadline (0 or None: none; signals still end the process).
@@ -191,8 +148,10 @@ class deadline:
             threading.Thread(target=self._watch, name="cluster-deadline", daemon=True).start()
         if main and os.path.exists(f"/proc/{os.getpid()}/status"):
             grace = self.seconds + 5 if self.seconds > 0 else 0
+            # By file, with -S: `-m` would import bn_zoo (Keras, TensorFlow)
+            # first (bn_zoo/training/watchdog.py says more).
             self._watchdog = subprocess.Popen(
-                [sys.executable, "-S", "-c", _WATCHDOG, str(os.getpid()), str(grace),
+                [sys.executable, "-S", watchdog.__file__, str(os.getpid()), str(grace),
                  self._late_message(),
                  f"Stopped by SIGNAL while connecting to {self.what}; nothing was written.",
                  *(f"{d or ''}={a}" for d, a in self.addresses)],

@@ -24,25 +24,37 @@ lives in one place and every knob can still be overridden:
                                     the large buffer of within-shard shuffling,
                                     False 1 (each shard read in order)
 
-The learning rate at step t is
+The learning rate at step t is, with schedule.name "exponential",
 
     base_learning_rate · global_batch_size / reference_batch_size
         · decay_rate ^ (t / decay_steps)       (t / decay_steps floored if staircase)
+
+and with "cosine" a linear warm-up from 0 over warmup_steps, then a cosine
+decay to alpha times the peak over decay_steps (`bn_zoo.training.optimizers`).
+
+Fine-tuning (docs/finetuning.md): `model.weights` starts from a registered
+name, a `.weights.h5` or `.keras` file or another workdir
+(`bn_zoo.training.warm_start`); `model.freeze` and `model.freeze_steps`
+freeze the backbone or the BN layers for the whole run or its first steps
+(`bn_zoo.training.freezing`).
 """
 
 import copy
 import difflib
 import json
+import os
 
 import ml_collections
 from ml_collections.config_dict import placeholder
 
 from bn_zoo.training import inputs
+from bn_zoo.training.choices import STRATEGIES
 from bn_zoo.training.errors import ConfigError
 
-STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-OPTIMIZERS = ("sgd_momentum", "adam")
+OPTIMIZERS = ("sgd_momentum", "adam", "adamw")
+SCHEDULES = ("exponential", "cosine")
+FREEZE = ("none", "backbone", "batch_norm")
 
 RECIPE_FIELDS = {
     "global_batch_size": "batch_size_per_replica",
@@ -67,6 +79,10 @@ def _shuffle_buffer_size(shuffle_thoroughly):
     return THOROUGH_SHUFFLE_BUFFER_SIZE if shuffle_thoroughly else 1
 
 
+# Fields of the exponential schedule alone: a cosine schedule needs no
+# recipe value for them.
+_EXPONENTIAL_ONLY = ("schedule.decay_rate",)
+
 # Recipe keys whose config field takes a converted value.
 RECIPE_CONVERSIONS = {"shuffle_thoroughly": _shuffle_buffer_size}
 
@@ -89,6 +105,10 @@ def default_config():
         "model": {
             "name": placeholder(str),
             "kwargs": ml_collections.ConfigDict(),
+            "weights": placeholder(str),
+            "freeze": "none",
+            "freeze_steps": placeholder(int),
+            "freeze_estimate_batches": 20,
         },
         "data": inputs.default_config("mnist"),
         "seed": 0,
@@ -109,9 +129,12 @@ def default_config():
             "weight_decay": placeholder(float),
         },
         "schedule": {
+            "name": "exponential",
             "decay_rate": placeholder(float),
             "decay_steps": placeholder(int),
             "staircase": True,
+            "warmup_steps": 0,
+            "alpha": 0.0,
         },
         "label_smoothing": 0.0,
         "strategy": "default",
@@ -140,7 +163,31 @@ FIELD_DOCS = {
     "model.kwargs": (
         "Extra keyword arguments of bn_zoo.create_model (e.g. input_shape, classes, "
         "depth_multiplier, batch_norm_kwargs). Not classifier_activation, weights or "
-        "input_tensor: the trainer builds the model from scratch and trains on its logits."),
+        "input_tensor: the trainer builds the model itself and trains on its logits "
+        "(weights: model.weights). Without `classes`, a builder that takes it gets the "
+        "data's class count where that differs from its default."),
+    "model.weights": (
+        "Initial weights of a fresh run: None (random), a registered name of the model "
+        "(bn_zoo.model_info(name).weights, e.g. 'imagenet'; its builder arguments are "
+        "added to model.kwargs), a '.weights.h5' or '.keras' file, or another trainer "
+        "workdir (its newest readable checkpoint). Layers are matched by the file's "
+        "layout (layer class and rank, as Keras' load_weights) and shape: a head of "
+        "another class count is left new; the run prints what was loaded and what is "
+        "new. A resumed run restores its checkpoint and never loads these again."),
+    "model.freeze": (
+        f"One of {', '.join(FREEZE)}. 'backbone': every layer but the head (the "
+        "model's last layer with weights) is frozen, trainable=False, its BN layers "
+        "normalizing in inference mode with their moving averages (Keras 3's "
+        "convention); 'batch_norm': every BN layer frozen so, the rest trains."),
+    "model.freeze_steps": (
+        "None: frozen for the whole run (as is N >= num_train_steps); N > 0: the first N "
+        "steps frozen, then everything trains (decided from the global step, so a resumed "
+        "run freezes and unfreezes at the same steps). Unused with freeze='none'."),
+    "model.freeze_estimate_batches": (
+        "Before a fresh run freezes BN layers whose moving averages have not caught up "
+        "(initial values still weigh > 1%, or never updated), Algorithm 2's statistics "
+        "are estimated on this many training batches and become their moving averages; "
+        "0: never (the run says so)."),
     "seed": ("Seed of the weights' initialization and of the data order: the same seed "
              "gives the same batches in the same order."),
     "global_batch_size": (
@@ -159,7 +206,9 @@ FIELD_DOCS = {
     "eval_batch_size": "Global batch of the evaluation; must divide evenly among the replicas.",
     "checkpoint_every_steps": "Interval, in steps, of the checkpoints (also at the last step).",
     "max_checkpoints_to_keep": "How many of the newest checkpoints workdir/checkpoints keeps.",
-    "optimizer.name": f"One of {', '.join(OPTIMIZERS)}. None: the recipe's optimizer.",
+    "optimizer.name": (
+        f"One of {', '.join(OPTIMIZERS)} (adamw: Adam with decoupled weight decay of "
+        "the kernels, Loshchilov & Hutter). None: the recipe's optimizer."),
     "optimizer.base_learning_rate": (
         "Learning rate at a global batch of reference_batch_size: the run starts at "
         "base_learning_rate * global_batch_size / reference_batch_size. None: the "
@@ -171,14 +220,27 @@ FIELD_DOCS = {
     "optimizer.nesterov": "Nesterov momentum (sgd_momentum).",
     "optimizer.weight_decay": (
         "L2 weight decay: the gradient of every kernel w gets weight_decay * w (a loss "
-        "term weight_decay/2 * sum(w**2)). None: the recipe's weight_decay."),
+        "term weight_decay/2 * sum(w**2)); with adamw, decoupled: every step takes "
+        "learning_rate * weight_decay * w off each kernel. None: the recipe's "
+        "weight_decay."),
+    "schedule.name": (
+        f"One of {', '.join(SCHEDULES)}. exponential: decay_rate every decay_steps; "
+        "cosine: linear warm-up from 0 over warmup_steps, then cosine decay over "
+        "decay_steps (keras.optimizers.schedules.CosineDecay)."),
     "schedule.decay_rate": (
         "Exponential decay: the learning rate is multiplied by decay_rate every "
-        "decay_steps steps (1.0: constant). None: the recipe's lr_decay_rate."),
-    "schedule.decay_steps": "Steps per decay_rate factor. None: the recipe's lr_decay_steps.",
+        "decay_steps steps (1.0: constant). None: the recipe's lr_decay_rate (unused "
+        "by cosine)."),
+    "schedule.decay_steps": (
+        "Steps per decay_rate factor (exponential), or the length of the cosine decay "
+        "after the warm-up. None: the recipe's lr_decay_steps (exponential), "
+        "num_train_steps - warmup_steps (cosine)."),
     "schedule.staircase": (
         "Decay in whole steps (decay_rate ** floor(t / decay_steps)) rather than "
-        "continuously."),
+        "continuously (exponential)."),
+    "schedule.warmup_steps": (
+        "Cosine: steps of linear warm-up from 0 to the learning rate (0: none)."),
+    "schedule.alpha": "Cosine: the final learning rate, as a fraction of the peak.",
     "label_smoothing": "Label smoothing of the cross-entropy loss, in [0, 1).",
     "strategy": (
         f"tf.distribute strategy: one of {', '.join(STRATEGIES)} (multi_worker_mirrored "
@@ -203,7 +265,10 @@ FIELD_DOCS = {
     "probe.percentiles": "Percentiles of the probed unit's input, written as probe_p<q> columns.",
     "population_batches": (
         "After the last step: Algorithm 2's population statistics from this many "
-        "training batches (0: skip), then the final evaluation with them."),
+        "training batches (0: skip), frozen BN layers included, then the final "
+        "evaluation with them. They are kept apart from the training checkpoints "
+        "(workdir/population/), so a resumed or extended run trains and evaluates "
+        "with the moving averages it trained with."),
 }
 
 
@@ -274,22 +339,22 @@ def _set(tree, path, value):
 
 
 def _fill_from_recipe(config):
-    from bn_zoo.models import registry
+    from bn_zoo.models import catalogue
 
     name = config["model"]["name"]
     if name is None:
         raise ConfigError("config.model.name is not set. Use one of: "
-                          f"{', '.join(registry.list_models())}, or a network of your "
+                          f"{', '.join(catalogue.list_models())}, or a network of your "
                           "own by import path, 'package.module:function'.")
-    if not isinstance(name, str) or (name not in registry.list_models() and ":" not in name):
+    if not isinstance(name, str) or (name not in catalogue.list_models() and ":" not in name):
         raise ConfigError(
             f"Unknown model config.model.name={name!r}. Known models: "
-            f"{', '.join(registry.list_models())}. A network of your own: name it by "
+            f"{', '.join(catalogue.list_models())}. A network of your own: name it by "
             "import path, 'package.module:function', or register it with "
             "@bn_zoo.register_model in a module the config file imports."
         )
     try:
-        info = registry.model_info(name)
+        info = catalogue.model_info(name)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"config.model.name={name!r}: {error}") from None
     takes = getattr(info.factory, "takes", None)
@@ -299,23 +364,39 @@ def _fill_from_recipe(config):
             f"`batch_norm_kwargs` (and passes them to its BatchNormalization layers); "
             f"{name!r} does not. Add the argument, or set synchronized_batch_norm=False.")
     kwargs = config["model"].get("kwargs") or {}
+    # A field left at None that the builder does not take is unset, and dropped
+    # (configs/finetune.py's depth_multiplier for a network without one).
+    for key in [k for k, v in kwargs.items() if v is None and takes and not takes(k)]:
+        del kwargs[key]
     unexpected = [key for key in kwargs if takes and not takes(key)]
     if unexpected:
         raise ConfigError(
             f"config.model.kwargs has {', '.join(repr(k) for k in unexpected)}, which the "
             f"model builder {name!r} does not take. A config built on "
-            "configs/imagenet_*.py sets the Inception family's depth_multiplier, "
+            "configs/imagenet.py sets the Inception family's depth_multiplier, "
             "dropout_rate and lrn: give your model its own `config.model.kwargs = "
             "ml_collections.ConfigDict({...})`, or add the arguments to the builder.")
     if info.family == "custom" and info.import_path:
         # Recorded by import path, so restore_model and trainers.export find
         # it in a process that has not imported its module.
         config["model"]["name"] = info.import_path
+    _add_weights_arguments(config, info)
     recipe = info.recipe
+    cosine = config.get("schedule", {}).get("name") == "cosine"
+    if cosine and config["schedule"].get("decay_steps") is None:
+        steps = config.get("num_train_steps")
+        if steps is None:
+            steps = recipe.get("train_steps")
+        warmup = config["schedule"].get("warmup_steps") or 0
+        if _is_int(steps) and _is_int(warmup):
+            config["schedule"]["decay_steps"] = max(steps - warmup, 1)
     for path, key in RECIPE_FIELDS.items():
         try:
             value = _get(config, path)
         except KeyError:  # A field of another data source.
+            continue
+        if value is None and cosine and path in _EXPONENTIAL_ONLY:
+            _set(config, path, 1.0)  # Unused by the cosine schedule.
             continue
         if value is None:
             if recipe.get(key) is None:
@@ -330,6 +411,38 @@ def _fill_from_recipe(config):
                 )
             convert = RECIPE_CONVERSIONS.get(key, lambda value: value)
             _set(config, path, convert(recipe[key]))
+
+
+def _add_weights_arguments(config, info):
+    """Adds the builder and BN arguments that registered `model.weights` need
+    (`RegisteredWeights.model_kwargs`, `.batch_norm_kwargs`) to model.kwargs,
+    so config.json records the network that was built; refuses values that
+    contradict them."""
+    weights = config["model"].get("weights")
+    if not isinstance(weights, str) or not weights.strip():
+        return
+    if weights not in info.weights:  # A file or a workdir, recorded by absolute path.
+        config["model"]["weights"] = os.path.abspath(os.path.expanduser(weights))
+        return
+    registered = info.weights[weights]
+    kwargs = config["model"].setdefault("kwargs", {})
+    for key, needed in registered.model_kwargs.items():
+        if key in kwargs and kwargs[key] is not None and kwargs[key] != needed:
+            raise ConfigError(
+                f"config.model.weights={weights!r} fits the {info.name!r} network built with "
+                f"{key}={needed!r}; config.model.kwargs.{key} is {kwargs[key]!r}. Leave it "
+                "unset, or start from other weights.")
+        kwargs[key] = needed
+    if registered.batch_norm_kwargs:
+        given = dict(kwargs.get("batch_norm_kwargs") or {})
+        for key, needed in registered.batch_norm_kwargs.items():
+            if key in given and given[key] != needed:
+                raise ConfigError(
+                    f"config.model.weights={weights!r} needs BN {key}={needed!r}; "
+                    f"config.model.kwargs.batch_norm_kwargs.{key} is {given[key]!r}. "
+                    "Leave it unset, or start from other weights.")
+            given[key] = needed
+        kwargs["batch_norm_kwargs"] = given
 
 
 def _require(condition, message):
@@ -362,6 +475,17 @@ def _check_values(c):
     opt = c["optimizer"]
     _require(opt["name"] in OPTIMIZERS,
              f"config.optimizer.name must be one of {OPTIMIZERS}; got {opt['name']!r}.")
+    _require(c["schedule"]["name"] in SCHEDULES,
+             f"config.schedule.name must be one of {SCHEDULES}; got "
+             f"{c['schedule']['name']!r}.")
+    warmup = c["schedule"]["warmup_steps"]
+    _require(_is_int(warmup) and warmup >= 0,
+             f"config.schedule.warmup_steps must be an integer >= 0; got {warmup!r}.")
+    alpha = c["schedule"]["alpha"]
+    _require(isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+             and 0 <= alpha <= 1, f"config.schedule.alpha must be a number in [0, 1]; "
+             f"got {alpha!r}.")
+    _check_model_fields(c["model"])
     for field in ("optimizer.base_learning_rate", "optimizer.momentum",
                   "optimizer.weight_decay", "schedule.decay_rate", "label_smoothing"):
         value = _get(c, field)
@@ -371,10 +495,13 @@ def _check_values(c):
              "config.optimizer.base_learning_rate must be > 0.")
     _require(c["label_smoothing"] < 1, "config.label_smoothing must be < 1.")
     kwargs = c["model"]["kwargs"]
-    for reserved in ("classifier_activation", "weights", "input_tensor"):
+    for reserved in ("classifier_activation", "input_tensor"):
         _require(reserved not in kwargs,
                  f"config.model.kwargs must not set {reserved!r}: the trainer builds "
-                 "the model from scratch and trains on its logits.")
+                 "the model itself and trains on its logits.")
+    _require("weights" not in kwargs,
+             "config.model.kwargs must not set 'weights': set config.model.weights "
+             "(a registered name, a .weights.h5 or .keras file, or a workdir).")
     probe = c["probe"]
     if probe["layer"]:
         pcts = probe["percentiles"]
@@ -382,6 +509,25 @@ def _check_values(c):
                  and all(isinstance(p, (int, float)) and 0 <= p <= 100 for p in pcts),
                  f"config.probe.percentiles must be numbers in [0, 100]; got {pcts!r}.")
         _require(probe["num_examples"] > 0, "config.probe.num_examples must be > 0.")
+
+
+def _check_model_fields(model):
+    freeze = model["freeze"]
+    _require(freeze in FREEZE,
+             f"config.model.freeze must be one of {FREEZE}; got {freeze!r}.")
+    steps = model["freeze_steps"]
+    _require(steps is None or (_is_int(steps) and steps > 0),
+             f"config.model.freeze_steps must be None (frozen for the whole run) or an "
+             f"integer > 0 (the step that unfreezes); got {steps!r}.")
+    batches = model["freeze_estimate_batches"]
+    _require(_is_int(batches) and batches >= 0,
+             f"config.model.freeze_estimate_batches must be an integer >= 0; got "
+             f"{batches!r}.")
+    weights = model["weights"]
+    if weights is not None:
+        _require(isinstance(weights, str) and weights.strip(),
+                 f"config.model.weights must be a registered name, a file or a workdir "
+                 f"path; got {weights!r}.")
 
 
 def resolve(config):
@@ -408,14 +554,32 @@ def resolve(config):
     _fill_from_recipe(merged)
     _check_values(merged)
     inputs.check_config(merged["data"])
+    recorded = getattr(inputs, "recorded_name", None)  # A source of yours: by import path.
+    if recorded is not None:
+        merged["data"]["name"] = recorded(merged["data"]["name"])
     return ml_collections.ConfigDict(merged)
 
 
 def incompatible_fields(saved, config):
     """The fields (dotted paths) in which two resolved configs differ in a way
-    that changes what a run computes (anything outside RUNTIME_FIELDS)."""
+    that changes what a run computes (anything outside RUNTIME_FIELDS).
+
+    A field that `saved` lacks (a config.json written before the field
+    existed) counts as its default: a run of an older bn_zoo resumes as long
+    as the new field keeps the behaviour it had (e.g. model.freeze "none")."""
     old, new = _flatten(to_dict(saved)), _flatten(to_dict(config))
+    defaults = _defaults(new.get("data.name", "mnist"))
     return sorted(
         path for path in set(old) | set(new)
-        if path not in RUNTIME_FIELDS and old.get(path, "<missing>") != new.get(path, "<missing>")
+        if path not in RUNTIME_FIELDS
+        and old.get(path, defaults.get(path, "<missing>")) != new.get(path, "<missing>")
     )
+
+
+def _defaults(data_name):
+    schema = to_dict(default_config())
+    try:
+        schema["data"] = to_dict(inputs.default_config(data_name))
+    except ConfigError:
+        pass
+    return _flatten(schema)

@@ -1,6 +1,10 @@
 """Errors the trainer reports as one clear message (and exit code 1)."""
 
 from bn_zoo.data.tfrecords import DataError
+# The workdir cannot be used (not a run, no readable checkpoint, a run of
+# another config): raised by the trainer and by every reader of a run
+# directory, so it lives with the run directory (bn_zoo.runs).
+from bn_zoo.runs.run_dir import WorkdirError
 
 
 class TrainingError(Exception):
@@ -9,10 +13,6 @@ class TrainingError(Exception):
 
 class ConfigError(TrainingError, ValueError):
     """The config has an unknown field or a value out of range."""
-
-
-class WorkdirError(TrainingError, ValueError):
-    """The workdir holds a run that the config cannot continue."""
 
 
 class DiskFullError(TrainingError, OSError):
@@ -39,4 +39,4 @@ class NonFiniteLossError(TrainingError, FloatingPointError):
 
 
 # Errors `trainers/` turn into a one-line message and a non-zero exit code.
-USER_ERRORS = (TrainingError, DataError)
+USER_ERRORS = (TrainingError, DataError, WorkdirError)

@@ -11,7 +11,8 @@ class MNISTInput:
     (`bn_zoo.data.mnist`)."""
 
     FIELD_DOCS = {
-        "name": "Data source: mnist, mnist_inception or imagenet (bn_zoo.training.inputs).",
+        "name": ("Data source: mnist, mnist_inception, imagenet, image_folder, tfds, a "
+                 "registered name or 'package.module:Class' (bn_zoo.training.inputs)."),
         "data_dir": (
             "TFDS data directory holding the prepared mnist (None: $TFDS_DATA_DIR, else "
             "~/tensorflow_datasets). Never downloaded. --data_dir overrides it."),
@@ -47,6 +48,7 @@ class MNISTInput:
             preprocess=self._image_transform(data, preprocess),
         )
         self.num_classes = mnist.NUM_CLASSES
+        self.class_names = [str(digit) for digit in range(mnist.NUM_CLASSES)]  # "0".."9"
 
     def _image_transform(self, data, preprocess):
         """What a batch of uint8 images goes through; subclasses reshape them."""

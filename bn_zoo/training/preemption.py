@@ -21,7 +21,6 @@ import signal
 import threading
 
 import tensorflow as tf
-from absl import logging
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -40,9 +39,9 @@ class Watcher:
             signal.signal(signum, previous)
             signal.raise_signal(signum)
             return
+        # Only a flag: logging here could re-enter a stream the interrupted
+        # code is writing ("reentrant call"); the loop says it at the boundary.
         self.received = signal.Signals(signum)
-        logging.info("%s received: saving a checkpoint at the next step boundary "
-                     "(send it again to stop at once).", self.received.name)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():

@@ -9,6 +9,12 @@ regularization divided by the number of replicas), so the gradients the Keras
 optimizer sums across replicas are those of the mean loss over the global
 batch, as on one device.
 
+A run with a freeze schedule (`bn_zoo.training.freezing`) has two training
+loops, one per phase: a layer's `trainable` flag is read when the step is
+traced (which variables get gradients, whether BN runs in training mode), so
+each phase is traced once with its own flags and never reuses the other's
+trace. `train_loop(iterator, n, frozen)` picks the phase's loop.
+
 Running sums (loss, correct predictions, examples) are kept in
 sync-on-read variables: each replica adds to its own copy, a read in the
 cross-replica context sums them.
@@ -72,16 +78,10 @@ class Steps:
         with strategy.scope():
             self.train_sums = Sums("loss", "correct", "count")
             self.eval_sums = Sums("loss", "correct", "top5", "count")
-        self._kernels = [v for v in model.trainable_variables if v.path.endswith("kernel")]
         self._loss_scale = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-        step_fn = self._train_step
-        if config.jit_compile:
-            step_fn = tf.function(step_fn, jit_compile=True)
-
-        @tf.function
-        def train_loop(iterator, num_steps):
-            for _ in tf.range(num_steps):
-                strategy.run(step_fn, args=next(iterator))
+        # L2 weight decay as a loss term, unless the optimizer decays (adamw).
+        self._l2 = config.optimizer.weight_decay if config.optimizer.name != "adamw" else 0.0
+        self._loops = {}
 
         # Evaluation reads the BN layers' inference statistics at run time, so
         # this one trace serves the moving and the population statistics.
@@ -90,22 +90,50 @@ class Steps:
             for batch in dataset:
                 strategy.run(self._eval_step, args=batch)
 
-        self.train_loop = train_loop
         self._eval_loop = eval_loop
+
+    def _make_train_loop(self, frozen):
+        strategy = self.strategy
+        step_fn = self._train_step
+        if self.config.jit_compile:
+            step_fn = tf.function(step_fn, jit_compile=True)
+
+        # Two definitions, not one: TensorFlow counts the traces of a Python
+        # function across its tf.functions, and each phase traces once.
+        @tf.function
+        def train_loop(iterator, num_steps):
+            for _ in tf.range(num_steps):
+                strategy.run(step_fn, args=next(iterator))
+
+        @tf.function
+        def frozen_train_loop(iterator, num_steps):
+            for _ in tf.range(num_steps):
+                strategy.run(step_fn, args=next(iterator))
+
+        return frozen_train_loop if frozen else train_loop
+
+    def train_loop(self, iterator, num_steps, frozen=False):
+        """Runs `num_steps` (a scalar tensor) training steps; `frozen` picks
+        the loop of a frozen phase (the model's `trainable` flags must be
+        set for it: `freezing.Schedule.apply`)."""
+        if frozen not in self._loops:
+            self._loops[frozen] = self._make_train_loop(frozen)
+        self._loops[frozen](iterator, num_steps)
 
     def _train_step(self, images, labels):
         config = self.config
         replicas = self.strategy.num_replicas_in_sync
-        variables = self.model.trainable_variables
+        variables = self.model.trainable_variables  # Read when traced: this phase's.
+        kernels = [v for v in variables if v.path.endswith("kernel")]
         with tf.GradientTape() as tape:
             logits = tf.cast(self.model(images, training=True), tf.float32)
             per_example = _per_example_loss(labels, logits, config.label_smoothing)
             loss = tf.reduce_sum(per_example) / config.global_batch_size
             regularization = [tf.cast(l, tf.float32) for l in self.model.losses]
-            decay = config.optimizer.weight_decay
-            if decay and self._kernels:
+            decay = self._l2
+            if decay and kernels:
                 regularization.append(
-                    decay * tf.add_n([tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in self._kernels])
+                    decay * tf.add_n([tf.nn.l2_loss(tf.cast(k, tf.float32)) for k in kernels])
                 )
             if regularization:
                 loss += tf.add_n(regularization) / replicas

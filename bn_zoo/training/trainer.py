@@ -11,24 +11,42 @@ are finite, log, evaluate (append a metrics row), checkpoint. A run killed
 after the evaluation of s but before its checkpoint resumes from an earlier
 checkpoint and drops the rows after it, so every evaluation step appears once.
 
+A fresh run starts from `config.model.weights` if set (`warm_start`: the
+backbone loaded, a head of another class count built new); a resumed one
+from its checkpoint alone. `config.model.freeze` freezes the backbone or the
+BN layers for the whole run or its first `freeze_steps` steps (`freezing`),
+after estimating the statistics of BN layers whose moving averages have not
+caught up. The class names of the data are written to `labels.txt`.
+
+The checkpoints hold the training state exactly as training left it: every
+BN layer trains and evaluates with its moving averages, and the metrics rows
+(`eval_*`) are those of the moving averages. The end-of-run population
+statistics are saved apart, in `population/ckpt-<step>`, with both
+accuracies in final.json, so a resumed or extended run continues from the
+untouched checkpoint.
+
 Multi-worker runs assume a workdir on a file system all workers share (e.g.
 GCS); only the chief writes config, metrics, summaries and final.json.
 """
 
 import contextlib
+import copy
 import functools
 import math
+import os
 import time
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from bn_zoo import population
+from bn_zoo import population, runs
 from bn_zoo.models import preprocess_input
 from bn_zoo.training import checkpoints as checkpoints_lib
 from bn_zoo.training import config as config_lib
-from bn_zoo.training import inputs, modeling, optimizers, preemption, steps, summaries
+from bn_zoo.training import console, freezing, inputs, modeling, optimizers, preemption
+from bn_zoo.training import progress, steps, warm_start
+from bn_zoo.training import summaries
 from bn_zoo.training import strategy as strategy_lib
 from bn_zoo.training import workdir as workdir_lib
 from bn_zoo.training.errors import ConfigError, NonFiniteLossError, Preempted, WorkdirError
@@ -47,9 +65,13 @@ def _dtype_policy(name):
         keras.config.set_dtype_policy(previous)
 
 
-def _next_boundary(step, config):
-    """The first step after `step` at which the loop must return to Python."""
+def _next_boundary(step, config, freeze=None):
+    """The first step after `step` at which the loop must return to Python
+    (also where a freeze schedule changes phase)."""
     ends = [config.num_train_steps, step + config.steps_per_loop]
+    unfreeze = freeze.boundary(step) if freeze is not None else None
+    if unfreeze is not None:
+        ends.append(unfreeze)
     for every in (config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps):
         ends.append((step // every + 1) * every)
     return min(ends)
@@ -60,9 +82,11 @@ def _at(step, every, config):
 
 
 class _Interval:
-    """Training loss and accuracy summed over the steps since a reset."""
+    """Training loss and accuracy summed over the steps after `start` (the
+    steps start + 1 ... of a progress line or an evaluation's window)."""
 
-    def __init__(self):
+    def __init__(self, start=0):
+        self.start = start
         self.loss = self.correct = self.count = 0.0
 
     def add(self, sums):
@@ -80,15 +104,22 @@ class _Run:
     """The state of one run; `train()` below is its public face."""
 
     def __init__(self, config, strategy, data, workdir):
+        self._built = time.perf_counter()
+        logging.info("Building the model, its optimizer and the input pipelines...")
         self.config = config
         self.strategy = strategy
         self.data = data
         self.workdir = workdir
         with strategy.scope():
             self.model = modeling.create_model(config)
-            self.optimizer = optimizers.create_optimizer(config)
-            self.optimizer.build(self.model.trainable_variables)
+            # Built for every variable that trains at some step; a frozen
+            # phase updates its subset.
+            variables = self.model.trainable_variables
+            self.optimizer = optimizers.create_optimizer(config, variables)
+            self.optimizer.build(variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.freeze = freezing.Schedule(self.model, config.model.freeze,
+                                        config.model.freeze_steps)
         self.steps = steps.Steps(config, strategy, self.model, self.optimizer)
         self.checkpointer = checkpoints_lib.Checkpointer(
             workdir, strategy, config.max_checkpoints_to_keep,
@@ -104,14 +135,22 @@ class _Run:
             data.eval_dataset_fn(config.eval_batch_size)
         )
         self.has_bn = bool(population.batch_normalization_layers(self.model))
+        self.eta = progress.TimeLeft(config.num_train_steps)
+        self._evaluated = False
         _check_values_per_channel(self.model, config, strategy)
 
     # ------------------------------------------------------------ helpers
     def _columns(self):
         return list(BASE_COLUMNS) + (self.probe.columns if self.probe else [])
 
-    def _evaluate(self, step, train_means):
-        row = {"step": step, **train_means, **self.steps.evaluate(self.eval_dataset),
+    def _evaluate(self, step, interval):
+        """Evaluates at `step`, appends the metrics row (with the training
+        means of `interval`) and prints it."""
+        start = time.perf_counter()
+        if not self._evaluated:
+            logging.info("Evaluating step %d (the first evaluation traces the evaluation "
+                         "step)...", step)
+        row = {"step": step, **interval.means(), **self.steps.evaluate(self.eval_dataset),
                "learning_rate": optimizers.current_learning_rate(self.optimizer)}
         if self.probe is not None:
             row.update(self.probe())
@@ -120,8 +159,9 @@ class _Run:
             for key, value in row.items():
                 if key.startswith(("eval_", "probe_")):  # train/* come from _log.
                     summaries.scalar(key.replace("_", "/", 1), value, step)
-        logging.info("step %d: %s", step, ", ".join(
-            f"{k}={v:.4f}" for k, v in row.items() if k != "step" and v is not None))
+        self._evaluated = True
+        logging.info("%s", progress.evaluation_line(
+            row, self.config.num_train_steps, interval.start, time.perf_counter() - start))
         return row
 
     def _log(self, step, interval, steps_per_second):
@@ -132,9 +172,9 @@ class _Run:
             summaries.scalar("train/accuracy", means["train_accuracy"], step)
             summaries.scalar("train/learning_rate", lr, step)
             summaries.scalar("train/steps_per_second", steps_per_second, step)
-        logging.info("step %d/%d: train_loss=%.4f train_accuracy=%.4f lr=%.4g (%.0f steps/s)",
-                     step, self.config.num_train_steps, means["train_loss"],
-                     means["train_accuracy"], lr, steps_per_second)
+        logging.info("%s", progress.training_line(
+            step, self.config.num_train_steps, interval.start, means, lr, steps_per_second,
+            self.eta.seconds_left(step)))
 
     def _check_finite(self, loss_sum, start, end):
         if math.isfinite(loss_sum) and bool(self.steps.weights_finite()):
@@ -147,6 +187,67 @@ class _Run:
             "config.optimizer.base_learning_rate (or check the input data) and rerun."
         )
 
+    def _start_fresh(self):
+        """A fresh run: the initial weights, and the statistics of the BN
+        layers it freezes (before anything is written)."""
+        config = self.config
+        if config.model.weights:
+            started = time.perf_counter()
+            logging.info("Loading the initial weights (config.model.weights=%s)...",
+                         config.model.weights)
+            loaded = warm_start.load(self.model, config.model.name, config.model.weights)
+            logging.info("%s", loaded.summary())
+            if loaded.reset_statistics:
+                logging.info("The weights chose population statistics for %d BN layer(s); "
+                             "training and its evaluations use the moving averages.",
+                             len(loaded.reset_statistics))
+            logging.info("Loaded the weights in %s.",
+                         console.duration(time.perf_counter() - started))
+        if self.freeze.active and self.freeze.frozen_at(0):
+            layers = self.freeze.frozen_batch_norm_layers()
+            if layers:
+                batches = config.model.freeze_estimate_batches
+                started = time.perf_counter()
+                try:
+                    estimate = freezing.estimate_before_freezing(
+                        self.model, layers,
+                        self.data.population_dataset(config.global_batch_size, config.seed),
+                        batches)
+                except ValueError as error:  # e.g. data that ran out.
+                    raise ConfigError(
+                        f"Estimating the statistics of the BN layers to freeze failed: {error} "
+                        "Nothing was written. Lower config.model.freeze_estimate_batches (0: "
+                        "freeze them as they are).") from error
+                log = logging.warning if estimate.warning else logging.info
+                log("%s%s", estimate.message, "" if not estimate.batches else
+                    f" ({console.duration(time.perf_counter() - started)})")
+
+    def _after_restore(self, restored):
+        """Training checkpoints written by an older bn_zoo's end-of-run
+        estimate chose population statistics: they train and evaluate with
+        their moving averages again (they are untouched in the checkpoint)."""
+        layers = [layer for layer in population.batch_normalization_layers(self.model)
+                  if layer.inference_statistics == "population"]
+        if layers:
+            population.set_inference_statistics(self.model, "moving")
+            logging.info("%s chose population statistics for %d BN layer(s) (an older "
+                         "bn_zoo wrote them there at the end of the run); this run trains "
+                         "and evaluates with the moving averages it holds.", restored,
+                         len(layers))
+
+    def _write_class_names(self):
+        """labels.txt: the data's class names, or the indices, one per output."""
+        outputs = self.model.output_shape[-1]
+        names = getattr(self.data, "class_names", None)
+        if names is not None and len(names) != outputs:
+            logging.info("The data names %d classes and the model has %d outputs; "
+                         "labels.txt names the outputs by index.", len(names), outputs)
+            names = None
+        if names is None:
+            names = [str(i) for i in range(outputs)]
+        if self.workdir.chief:
+            runs.write_class_names(self.workdir.path, [str(n) for n in names])
+
     # --------------------------------------------------------------- loop
     def train(self):
         config, workdir = self.config, self.workdir
@@ -154,12 +255,20 @@ class _Run:
         step = int(self.step.numpy())
         if restored:
             logging.info("Resumed from %s at step %d.", restored, step)
+            self._after_restore(restored)
+        else:
+            self._start_fresh()
+        if self.freeze.active:
+            logging.info("%s", self.freeze.describe())
         iterator = self._train_iterator(step)  # Before any write: it checks the split.
+        logging.info("Built in %s.", console.duration(time.perf_counter() - self._built))
+        logging.info("%s", progress.legend(config, self.data, self.probe))
         if not restored:  # Leftovers of a run stopped before its first checkpoint go.
             workdir.start_afresh()
         workdir.write_config(config)
-        self.metrics = workdir_lib.MetricsLog(
-            workdir.file(workdir_lib.METRICS_FILE), self._columns(), chief=workdir.chief)
+        self._write_class_names()
+        self.metrics = runs.MetricsLog(
+            workdir.file(runs.METRICS_FILE), self._columns(), chief=workdir.chief)
         self.metrics.truncate(step)
         if workdir.chief:
             summaries.drop_after(workdir.tensorboard, step)
@@ -171,7 +280,7 @@ class _Run:
                     # A checkpoint at s is saved after the evaluation at s, so only a
                     # fresh run evaluates its starting point. (Deciding from the step
                     # alone keeps the workers of a multi-worker run in step.)
-                    self._evaluate(step, _Interval().means())
+                    self._evaluate(step, _Interval(step))
                 self._train_until_end(step, iterator, watcher, restored)
             return self._finish()
         finally:
@@ -194,6 +303,8 @@ class _Run:
     def _stop(self, step, watcher, saved):
         """Saves a checkpoint at `step` (unless there is one) and raises Preempted."""
         signum = watcher.received or preemption.signal.SIGTERM  # A peer's signal.
+        logging.info("%s received: saving a checkpoint at step %d (send it again to stop "
+                     "at once).", signum.name, step)
         path = saved if saved and saved.endswith(f"-{step}") else self.checkpointer.save(step)
         raise Preempted(
             f"Stopped by {signum.name} at step {step} of {self.config.num_train_steps}: "
@@ -201,18 +312,37 @@ class _Run:
 
     def _train_until_end(self, step, iterator, watcher, saved=None):
         config = self.config
-        log_interval, eval_interval = _Interval(), _Interval()
+        log_interval, eval_interval = _Interval(step), _Interval(step)
         log_time = 0.0
         log_steps = 0
+        traced = set()  # The phases (frozen or not) whose step is traced.
         while step < config.num_train_steps:
             if preemption.any_worker(self.strategy, watcher.received):
                 self._stop(step, watcher, saved)
-            end = _next_boundary(step, config)
+            end = _next_boundary(step, config, self.freeze)
+            frozen = self.freeze.frozen_at(step)
+            if self.freeze.active and self.freeze.state is not None and \
+                    frozen != self.freeze.state:
+                logging.info("Unfreezing at step %d: every layer trains from step %d on.",
+                             step, step + 1)
+            self.freeze.apply(frozen)
+            first = frozen not in traced
+            if first:
+                phase = ("" if not self.freeze.active else
+                         " (frozen phase)" if frozen else " (unfrozen phase)")
+                logging.info("Tracing the training step%s, then running steps %d-%d...",
+                             phase, step + 1, end)
             start_time = time.perf_counter()
-            self.steps.train_loop(iterator, tf.constant(end - step, tf.int32))
+            self.steps.train_loop(iterator, tf.constant(end - step, tf.int32), frozen)
             sums = self.steps.train_sums.read_and_reset()
             log_time += time.perf_counter() - start_time
             log_steps += end - step
+            if first:
+                if not traced:
+                    self.eta.start(end)
+                traced.add(frozen)
+                logging.info("Traced the training step and ran steps %d-%d in %s.",
+                             step + 1, end, console.duration(time.perf_counter() - start_time))
             self._check_finite(sums["loss"], step, end)
             step = end
             self.step.assign(step)
@@ -220,15 +350,17 @@ class _Run:
             eval_interval.add(sums)
             if _at(step, config.log_every_steps, config):
                 self._log(step, log_interval, log_steps / max(log_time, 1e-9))
-                log_interval, log_time, log_steps = _Interval(), 0.0, 0
+                log_interval, log_time, log_steps = _Interval(step), 0.0, 0
             if _at(step, config.eval_every_steps, config):
-                self._evaluate(step, eval_interval.means())
-                eval_interval = _Interval()
+                self._evaluate(step, eval_interval)
+                eval_interval = _Interval(step)
             if _at(step, config.checkpoint_every_steps, config):
                 saved = self.checkpointer.save(step)
 
     def _finish(self):
-        """Final evaluation; Algorithm 2's population statistics if asked."""
+        """Final evaluation; Algorithm 2's population statistics if asked,
+        saved apart from the training checkpoints (`population/`), which
+        keep the moving averages a resumed or extended run continues from."""
         config = self.config
         last = self.metrics.rows[-1] if self.metrics.rows else {}
         final = {
@@ -238,11 +370,16 @@ class _Run:
             "inference_statistics": "moving" if self.has_bn else None,
         }
         if config.population_batches and self.has_bn:
+            logging.info("Estimating the population statistics (Algorithm 2) from %d "
+                         "training batches...", config.population_batches)
             start = time.perf_counter()
+            # Frozen BN layers (freeze_steps None) are estimated too: the
+            # inference network normalizes them with the same statistics.
             population.estimate(
                 self.model,
                 self.data.population_dataset(config.global_batch_size, config.seed),
                 config.population_batches,
+                include_frozen=True,
             )
             result = self.steps.evaluate(self.eval_dataset)
             final.update({
@@ -255,18 +392,23 @@ class _Run:
                 "inference_statistics": "population",
                 "population_batches": config.population_batches,
             })
-            self.checkpointer.save(config.num_train_steps)
+            kept = checkpoints_lib.Checkpointer(
+                self.workdir, self.strategy, 1, directory=self.workdir.population,
+                model=self.model).save(config.num_train_steps)
+            final["population_checkpoint"] = os.path.relpath(kept, self.workdir.path)
             with self.writer.as_default():  # Beside eval/accuracy, the moving averages'.
                 summaries.scalar("eval/accuracy_population", result["eval_accuracy"],
                                  config.num_train_steps)
                 summaries.scalar("eval/loss_population", result["eval_loss"],
                                  config.num_train_steps)
-            logging.info("Population statistics from %d batches (%.1f s): eval_accuracy "
-                         "%.4f with moving averages, %.4f with population statistics.",
-                         config.population_batches, time.perf_counter() - start,
+            logging.info("Population statistics from %d batches in %s: eval_accuracy "
+                         "%.4f with the moving averages, %.4f with the population "
+                         "statistics (the final result).",
+                         config.population_batches,
+                         console.duration(time.perf_counter() - start),
                          final["eval_accuracy_moving"], final["eval_accuracy_population"])
         if self.workdir.chief:
-            workdir_lib.write_json(self.workdir.file(workdir_lib.FINAL_FILE), final)
+            runs.write_json(self.workdir.file(runs.FINAL_FILE), final)
         return final
 
 
@@ -288,6 +430,18 @@ def _check_values_per_channel(model, config, strategy):
                 "at least 2. Use a global batch of at least "
                 f"{2 * strategy.num_replicas_in_sync}."
             )
+
+
+def _with_recorded_classes(config, saved):
+    """`config` with the `model.kwargs.classes` a run in the workdir took from
+    its data (`modeling.data_classes`), for the check made before the data is
+    read; the data's own count is checked again once it is."""
+    recorded = ((saved or {}).get("model") or {}).get("kwargs") or {}
+    if config.model.kwargs.get("classes") is not None or recorded.get("classes") is None:
+        return config
+    config = copy.deepcopy(config)
+    config.model.kwargs["classes"] = recorded["classes"]
+    return config
 
 
 def train(config, workdir, connect_timeout=None):
@@ -330,28 +484,38 @@ def train(config, workdir, connect_timeout=None):
     strategy_lib.per_replica_batch_size(config.eval_batch_size, strategy, "eval_batch_size")
     strategy_lib.warn_if_bfloat16_is_emulated(config.mixed_precision, strategy)
     workdir = workdir_lib.Workdir(workdir, chief=strategy_lib.is_chief(strategy))
-    workdir.check_config(config)
+    workdir.check_config(_with_recorded_classes(config, workdir.read_config()))
     workdir.check_writable()
-    latest = checkpoints_lib.latest_step(workdir.checkpoints)
+    latest = runs.latest_step(workdir.checkpoints)
     if latest is not None and latest > config.num_train_steps:
         raise WorkdirError(
             f"{workdir.path} already has a checkpoint at step {latest}, past "
             f"config.num_train_steps={config.num_train_steps}. Use a larger "
             "num_train_steps or a new --workdir."
         )
-    final = workdir_lib.read_json(workdir.file(workdir_lib.FINAL_FILE))
+    final = workdir.read_final()
     if final and final.get("step") == config.num_train_steps == latest:
         logging.info("%s is already complete at step %d.", workdir.path, latest)
         return final
-    preprocess = functools.partial(preprocess_input, mode=modeling.preprocessing_mode(config))
-    data = inputs.create(config.data, preprocess)
-    keras.utils.set_random_seed(config.seed)
-    logging.info("Training %s with %s (%d replica(s)), global batch %d, in %s.",
-                 config.model.name, type(strategy).__name__, strategy.num_replicas_in_sync,
+    logging.info("Training %s for %d steps with %s (%d replica%s), global batch %d, in %s.",
+                 config.model.name, config.num_train_steps, type(strategy).__name__,
+                 strategy.num_replicas_in_sync,
+                 "" if strategy.num_replicas_in_sync == 1 else "s",
                  config.global_batch_size, workdir.path)
+    preprocess = functools.partial(preprocess_input, mode=modeling.preprocessing_mode(config))
+    started = time.perf_counter()
+    logging.info("Loading the data (%s)...", progress.describe_data(config.data))
+    data = inputs.create(config.data, preprocess, model=config.model)
+    logging.info("Loaded the data in %s.", console.duration(time.perf_counter() - started))
+    classes = modeling.data_classes(config, getattr(data, "num_classes", None))
+    if classes is not None:
+        config.model.kwargs["classes"] = classes
+        logging.info("The data has %d classes: model.kwargs.classes=%d.", classes, classes)
+        workdir.check_config(config)
+    keras.utils.set_random_seed(config.seed)
     footprint = workdir.footprint()
     try:
-        with _dtype_policy(config.mixed_precision):
+        with _dtype_policy(config.mixed_precision), inputs.named_data_errors():
             return _Run(config, strategy, data, workdir).train()
     except BaseException:
         workdir.roll_back(footprint)  # Only if no checkpoint was saved.

@@ -1,0 +1,58 @@
+"""Data errors raised inside a running `tf.data` pipeline, named.
+
+A file that turns out unreadable after the preflight checks (a corrupt
+image, a record that fails a check) stops the pipeline in the middle of a
+run, where TensorFlow can only raise an `OpError`. The pipelines put their
+message between two markers (`in_graph_message`, through
+`tf.debugging.Assert`), and `data_error_from` / `named_data_errors` turn such
+an `OpError` back into the one-line `DataError` that names the file.
+
+    with named_data_errors():
+        for batch in dataset: ...      # DataError("photos/cat/3.jpg: ...")
+"""
+
+import contextlib
+import re
+
+import tensorflow as tf
+
+from bn_zoo.data.tfrecords import DataError
+
+_BEGIN = "<<bn_zoo.DataError>>"
+_END = "<</bn_zoo.DataError>>"
+_FOUND = re.compile(re.escape(_BEGIN) + r"(.*?)" + re.escape(_END), re.DOTALL)
+
+
+def in_graph_message(*parts):
+    """A scalar string tensor: the message of a `DataError` (`parts`, strings
+    or string tensors, joined), between the markers `data_error_from` finds."""
+    return tf.strings.join([_BEGIN, *parts, _END])
+
+
+def assert_named(condition, *parts):
+    """`tf.debugging.Assert(condition, ...)` whose error `data_error_from`
+    turns into `DataError(''.join(parts))`."""
+    return tf.debugging.Assert(condition, [in_graph_message(*parts)])
+
+
+def data_error_from(error):
+    """The `DataError` an `OpError` of a bn_zoo pipeline carries, or None
+    (an `OpError` of anything else)."""
+    text = getattr(error, "message", None) or str(error)
+    found = _FOUND.search(text)
+    if found is None:
+        return None
+    return DataError(" ".join(found.group(1).split()))
+
+
+@contextlib.contextmanager
+def named_data_errors():
+    """Re-raises an `OpError` that carries a pipeline's data error as that
+    `DataError` (one line, naming the file); other errors pass unchanged."""
+    try:
+        yield
+    except tf.errors.OpError as error:
+        named = data_error_from(error)
+        if named is None:
+            raise
+        raise named from None
