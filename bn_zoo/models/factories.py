@@ -10,57 +10,33 @@ weights.
 import inspect
 
 from bn_zoo.models import hub
-from bn_zoo.models.mlp import HIDDEN_UNITS, INIT_STDDEV
+from bn_zoo.models.inception import inception
+from bn_zoo.models.mlp import mlp
 
 
-def _inception_arguments(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name=None,
-    batch_norm_kwargs=None,
-    depth_multiplier=1.0,
-    stem=None,
-    dropout_rate=None,
-    lrn=None,
-    seed=None,
-    activation=None,
-    variant=None,
-    features=None,
-    include_preprocessing=False,
-):
-    """The signature of the Inception factories (`name`: the model's name)."""
+# Arguments of an architecture that its catalogue entry fixes (BN or not,
+# the input scaling a weights file implies): no factory takes them.
+_FIXED_BY_THE_CATALOGUE = ("batch_norm", "preprocessing")
 
 
-def _mlp_arguments(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    name=None,
-    batch_norm_kwargs=None,
-    hidden_units=HIDDEN_UNITS,
-    init_stddev=INIT_STDDEV,
-    seed=None,
-    include_preprocessing=False,
-):
-    """The signature of the MLP factories (`name`: the model's name)."""
+def _factory_signature(architecture, model_name):
+    """The `keras.applications` signature over `architecture`'s arguments:
+    `include_top, weights=None`, then the architecture's own arguments less
+    those the catalogue fixes, `name` defaulting to `model_name`."""
+    parameters = [p for p in inspect.signature(architecture).parameters.values()
+                  if p.name not in _FIXED_BY_THE_CATALOGUE]
+    first = [p for p in parameters if p.name == "include_top"]
+    rest = [p.replace(default=model_name) if p.name == "name" else p
+            for p in parameters if p.name != "include_top"]
+    weights = inspect.Parameter("weights", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                default=None)
+    return inspect.Signature([*first, weights, *rest])
 
 
-def _factory(function_name, model_name, arguments, doc):
-    """A function with the signature of `arguments` (its `name` defaulting to
-    `model_name`) that calls `hub.create_model(model_name, ...)`."""
-    signature = inspect.signature(arguments)
-    signature = signature.replace(parameters=[
-        p.replace(default=model_name) if p.name == "name" else p
-        for p in signature.parameters.values()])
+def _factory(function_name, model_name, architecture, doc):
+    """A function with `_factory_signature(architecture, model_name)` that
+    calls `hub.create_model(model_name, ...)`."""
+    signature = _factory_signature(architecture, model_name)
 
     def factory(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
@@ -74,12 +50,11 @@ def _factory(function_name, model_name, arguments, doc):
 
 
 def _inception_factory(function_name, model_name, summary):
-    return _factory(function_name, model_name, _inception_arguments,
-                    summary + _INCEPTION_ARGS)
+    return _factory(function_name, model_name, inception, summary + _INCEPTION_ARGS)
 
 
 def _mlp_factory(function_name, model_name, summary):
-    return _factory(function_name, model_name, _mlp_arguments, summary + _MLP_ARGS)
+    return _factory(function_name, model_name, mlp, summary + _MLP_ARGS)
 
 
 _INCEPTION_ARGS = """
@@ -90,6 +65,9 @@ _INCEPTION_ARGS = """
         weights: None (random initialization), a registered name (see
             `bn_zoo.model_info(name).weights`) or the path to a
             `.weights.h5` file.
+        activation: "relu" or "sigmoid" after every convolution; None takes
+            the model's (e.g. Inception with "sigmoid" is the network
+            without BN that Section 4.2.2 says never trains).
         input_tensor: Optional Keras tensor to use as the image input.
         input_shape: (height, width, channels), each side >= 32; default
             (224, 224, 3). With include_top=False the sides may be None.
@@ -110,9 +88,6 @@ _INCEPTION_ARGS = """
         lrn: Whether to use local response normalization; None takes the
             recipe's.
         seed: Optional integer seed of the initializers.
-        activation: "relu" or "sigmoid" after every convolution; None takes
-            the model's (e.g. Inception with "sigmoid" is the network
-            without BN that Section 4.2.2 says never trains).
         variant: "paper" (Figure 5), "slim" (TF-slim's inception_v2) or
             "caffe" (the Caffe BN-Inception); see
             `bn_zoo.models.inception_variants`. None: the registered
