@@ -6,10 +6,10 @@ this runs at import time, before any test module touches TensorFlow.
 
 import os
 
+from commands import ROOT
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_SHARED_TFDS = os.path.join(
-    os.path.dirname(__file__), os.pardir, os.pardir, "shared", "tensorflow_datasets"
-)
+_SHARED_TFDS = os.path.join(ROOT, os.pardir, "shared", "tensorflow_datasets")
 if "TFDS_DATA_DIR" not in os.environ and os.path.isdir(_SHARED_TFDS):
     os.environ["TFDS_DATA_DIR"] = os.path.abspath(_SHARED_TFDS)
 

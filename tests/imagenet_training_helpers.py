@@ -3,15 +3,13 @@ of real JPEG TFRecords, a tiny Inception config and a numpy reference of the
 evaluation."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 
+import commands
 import config_flags
 from bn_zoo.data import imagenet, tfrecords
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 8
 IMAGE_SIZE = 32
 NUM_TRAIN, NUM_VALIDATION = 96, 25  # 25: the last evaluation batch is partial.
@@ -81,19 +79,16 @@ def flags(fields):
 
 
 def command(model, workdir, fields, *extra, config_file=None):
-    """`python -m trainers.train` with configs/imagenet.py:<model>, or
-    `config_file`, and `fields` as flags."""
-    config_file = config_file or os.path.join(ROOT, "configs", "imagenet.py") + f":{model}"
-    return [sys.executable, "-m", "trainers.train", f"--config={config_file}",
-            f"--workdir={workdir}", *flags(fields), *extra]
+    """The arguments of `python -m trainers.train` (for `launch`) with
+    configs/imagenet.py:<model>, or `config_file`, and `fields` as flags."""
+    config_file = config_file or commands.config_path("imagenet", model)
+    return [f"--config={config_file}", f"--workdir={workdir}", *flags(fields), *extra]
 
 
 def launch(args, env=None, log=None):
-    env = dict(env or os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    out = log if log is not None else subprocess.PIPE
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out,
-                            stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
-                            text=log is None)
+    """`python -m trainers.train args...` (args from `command`) started by
+    `commands.launch`: pipes, or stdout and stderr into the file `log`."""
+    return commands.launch("trainers.train", args, env=env or None, log=log)
 
 
 def reference_evaluation(model, data_config, batch_size=8):

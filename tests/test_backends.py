@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 import bn_zoo
+import commands
 from bn_zoo import population
 from bn_zoo.data import mnist
 from bn_zoo.models import lrn
@@ -37,7 +38,7 @@ INCEPTION_KWARGS = dict(
     input_shape=(32, 32, 3), depth_multiplier=0.1, classes=4, dropout_rate=0.0, seed=1
 )
 LRN_KWARGS = dict(depth_radius=3, bias=0.5, alpha=2e-3, beta=0.6)
-WORKER = os.path.join(os.path.dirname(__file__), "backend_worker.py")
+WORKER = os.path.join(commands.TESTS, "backend_worker.py")
 
 
 def kwargs_of(name):
@@ -292,11 +293,9 @@ def test_keras_ops_lrn_equals_tensorflows_kernel(depth_radius, channels, dtype):
 
 def test_trainer_command_refuses_another_backend(tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax")
-    run = subprocess.run(
-        [sys.executable, "-m", "trainers.train", "--config=configs/mnist.py:bn_mlp",
-         f"--workdir={tmp_path / 'run'}"],
-        env=env, capture_output=True, text=True, timeout=300,
-        cwd=os.path.dirname(os.path.dirname(__file__)))
+    run = commands.run("trainers.train", ["--config=configs/mnist.py:bn_mlp",
+                                          f"--workdir={tmp_path / 'run'}"],
+                       env=env, timeout=300, tf_log_level=commands.INHERIT)
     assert run.returncode == 1
     assert "ERROR (BackendError)" in run.stderr
     assert "runs the 'jax' backend" in run.stderr and "KERAS_BACKEND=tensorflow" in run.stderr

@@ -25,16 +25,15 @@ the command and the line.
 
 import os
 import re
-import subprocess
-import sys
 from concurrent import futures
 
 import numpy as np
 import pytest
 
+import commands
+
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STDERR_LINE = re.compile(r"^(\[\d+:\d\d:\d\d\] \S| {10,}\S)")
 TINY_MNIST = ["num_train_steps=20", "steps_per_loop=10", "log_every_steps=10",
               "eval_every_steps=10", "checkpoint_every_steps=10",
@@ -82,17 +81,14 @@ PROGRESS = {
 }
 
 
-def _environment(keras_home):
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
-    env["KERAS_HOME"] = str(keras_home)  # An empty cache: the weights are copied in.
-    return env
-
-
 def _run(name, args, tmp):
+    """`python -m args...` as a user runs it (no TF_CPP_MIN_LOG_LEVEL), with
+    an empty Keras cache of its own: the weights are copied in."""
     home = tmp / f"keras_{name}"
     home.mkdir()
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=_environment(home),
-                          capture_output=True, text=True, timeout=900)
+    module, *rest = args
+    return commands.run(module, rest, env=dict(os.environ, KERAS_HOME=str(home)), timeout=900,
+                        tf_log_level=None)
 
 
 def _caffe_state_dict(path):
@@ -139,7 +135,7 @@ def outputs(tmp_path_factory):
     _caffe_state_dict(state_dict)
     run_dir = tmp / "train_mirrored"
     tiny = [f"--config.{f}" for f in TINY_MNIST]
-    commands = {
+    at_first = {
         "train_mirrored": ["trainers.train", "--config=configs/mnist.py:bn_mlp",
                            f"--workdir={run_dir}", *tiny, "--strategy=mirrored",
                            "--config.num_cpu_devices=2"],
@@ -170,7 +166,7 @@ def outputs(tmp_path_factory):
                         ("litert", ["--format=litert"]),
                         ("litert_int8", ["--format=litert", "--quantize=int8",
                                          "--calibration_steps=2"])):
-        commands[f"export_{name}"] = ["trainers.export", "--model=bn_mlp", "--weights=mnist",
+        at_first[f"export_{name}"] = ["trainers.export", "--model=bn_mlp", "--weights=mnist",
                                       f"--export_dir={tmp / ('export_' + name)}", *extra]
     later = {  # Read the mirrored run's workdir.
         "figure3": ["trainers.figure3", f"--workdirs={run_dir}", "--baseline=", "--target=0.1",
@@ -180,7 +176,7 @@ def outputs(tmp_path_factory):
     }
     results = {}
     with futures.ThreadPoolExecutor(2) as pool:
-        first = {name: pool.submit(_run, name, args, tmp) for name, args in commands.items()}
+        first = {name: pool.submit(_run, name, args, tmp) for name, args in at_first.items()}
         results["train_mirrored"] = first["train_mirrored"].result()
         second = {name: pool.submit(_run, name, args, tmp) for name, args in later.items()}
         for name, future in {**first, **second}.items():

@@ -7,9 +7,7 @@ import os
 import pytest
 
 from bn_zoo.training import config_files
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = os.path.join(ROOT, "configs")
+from commands import CONFIGS
 
 
 @pytest.fixture

@@ -11,18 +11,16 @@ interval to MNIST epochs of 60,000 / 32 = 1,875 steps.
 
 import importlib
 import os
-import subprocess
 import sys
 import warnings
 
 import pytest
 from ml_collections.config_flags import config_flags as ml_config_flags
 
+import commands
 from bn_zoo.training import config_paths
 from bn_zoo.training.errors import ConfigError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = os.path.join(ROOT, "configs")
+from commands import CONFIGS, ROOT
 
 # What each removed file trained: model, the recipe its learning rate came
 # from, activation override (ablation), training steps (ImageNet).
@@ -99,11 +97,9 @@ def test_variants_are_listed_and_an_unknown_one_names_them(name):
 
 def test_the_command_line_refuses_a_removed_file_with_the_new_spelling(tmp_path):
     workdir = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "trainers.train", "--config=configs/imagenet_bn_x5.py",
-         f"--workdir={workdir}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    result = commands.run("trainers.train", ["--config=configs/imagenet_bn_x5.py",
+                                             f"--workdir={workdir}"], timeout=300,
+                          tf_log_level="2")
     assert result.returncode == 1
     assert result.stderr.rstrip().splitlines()[-1] == (
         "ERROR (ConfigError): configs/imagenet_bn_x5.py was replaced by "

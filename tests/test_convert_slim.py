@@ -7,8 +7,6 @@ and the logits compared on the same random images."""
 import ast
 import dataclasses
 import os
-import subprocess
-import sys
 import tarfile
 
 import keras
@@ -16,6 +14,7 @@ import numpy as np
 import pytest
 
 import bn_zoo
+import commands
 from bn_zoo.models import catalogue, hub, inception_variants, releases
 from release_references import assert_close, slim_release
 
@@ -62,9 +61,9 @@ def test_cli_writes_weights_whose_end_points_and_logits_match_tf_slim(release, t
     class 0, is checked through the registered weights below."""
     archive, images, reference = release
     output = tmp_path / "slim.weights.h5"
-    command = [sys.executable, "-m", "trainers.convert", "--source=slim",
-               f"--input={archive}", f"--output={output}", "--classes=1001"]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=_ROOT)
+    done = commands.run("trainers.convert", ["--source=slim", f"--input={archive}",
+                                             f"--output={output}", "--classes=1001"],
+                        timeout=None, tf_log_level=commands.INHERIT)
     assert done.returncode == 0, done.stderr
     args, kwargs = _printed_call(done.stdout)
     assert args == ["bn_inception"]
@@ -204,6 +203,3 @@ def test_wrong_class_count_and_wrong_file_are_refused(release, tmp_path):
     bogus.write_bytes(b"not a checkpoint")
     with pytest.raises(releases.ConversionError, match="cannot be read"):
         releases.from_slim(str(bogus))
-
-
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,7 +9,6 @@ TensorFlow alone."""
 import json
 import os
 import re
-import subprocess
 import sys
 import textwrap
 
@@ -19,10 +18,9 @@ import pytest
 import tensorflow as tf
 
 import bn_zoo
+import commands
 from bn_zoo.models import catalogue
 from bn_zoo.training import summaries
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NETS = textwrap.dedent('''
     """A researcher's own networks."""
@@ -175,9 +173,8 @@ CONFIG = textwrap.dedent('''
 ''')
 
 
-def _run(args, env):
-    run = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=600)
+def _run(module, args, env):
+    run = commands.run(module, args, env=env, tf_log_level="2")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     return run
 
@@ -186,11 +183,11 @@ def test_train_mirrored_and_export_a_custom_convnet(tmp_path, monkeypatch):
     (tmp_path / "custom_nets.py").write_text(NETS)
     (tmp_path / "convnet_config.py").write_text(CONFIG)
     workdir, export_dir = tmp_path / "work", tmp_path / "serving"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]),
-               TF_CPP_MIN_LOG_LEVEL="2")
-    train = _run(["trainers.train", f"--config={tmp_path / 'convnet_config.py'}",
-                  f"--workdir={workdir}", "--strategy=mirrored",
-                  "--config.num_cpu_devices=2", "--config.synchronized_batch_norm=True"], env)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), commands.ROOT]))
+    train = _run("trainers.train", [f"--config={tmp_path / 'convnet_config.py'}",
+                                    f"--workdir={workdir}", "--strategy=mirrored",
+                                    "--config.num_cpu_devices=2",
+                                    "--config.synchronized_batch_norm=True"], env)
     assert re.search(r"Training custom_nets:small_convnet .*with MirroredStrategy \(2 replica",
                      train.stdout + train.stderr)
     saved = json.loads((workdir / "config.json").read_text())
@@ -198,7 +195,7 @@ def test_train_mirrored_and_export_a_custom_convnet(tmp_path, monkeypatch):
     assert saved["global_batch_size"] == 32 and saved["optimizer"]["base_learning_rate"] == 0.1
     final = json.loads((workdir / "final.json").read_text())
     assert final["inference_statistics"] == "population"
-    _run(["trainers.export", f"--workdir={workdir}", f"--export_dir={export_dir}"], env)
+    _run("trainers.export", [f"--workdir={workdir}", f"--export_dir={export_dir}"], env)
 
     # Here, by the model's own import path: the trained model, population
     # statistics active, against the labels.

@@ -18,7 +18,8 @@ import re
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from commands import ROOT
+
 PUBLIC_PACKAGES = ("bn_zoo", "bn_zoo.layers", "bn_zoo.population", "bn_zoo.callbacks",
                    "bn_zoo.export", "bn_zoo.convert", "bn_zoo.data", "bn_zoo.training",
                    "bn_zoo.evaluation")

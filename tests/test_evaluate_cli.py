@@ -5,21 +5,19 @@ ensemble; how members are named, paired and refused."""
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import bn_zoo
+import commands
 import imagenet_training_helpers as helpers
 from bn_zoo import evaluation, runs, training
 from bn_zoo.training import modeling
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 8
 SIZE = 32
 KWARGS = {"input_shape": [SIZE, SIZE, 3], "depth_multiplier": 0.1,
@@ -53,12 +51,6 @@ def workdir(tmp_path_factory, data_dir):
     return path, [w.numpy() for w in model.weights]
 
 
-def _evaluate(*flags):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "trainers.evaluate", *flags],
-                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
-
-
 def test_cli_ensemble_of_a_weights_file_and_a_workdir(data_dir, weights_file, workdir,
                                                       tmp_path):
     workdir, trained = workdir
@@ -66,9 +58,10 @@ def test_cli_ensemble_of_a_weights_file_and_a_workdir(data_dir, weights_file, wo
     data_flags = ["--source=tfrecord", f"--data_dir={data_dir}",
                   f"--num_classes={NUM_CLASSES}", "--num_examples=6"]
     # 10 crops, 3 images per model call: two equal batches (one trace per model).
-    result = _evaluate("--model=bn_inception", f"--weights={weights_file}",
-                       f"--model_kwargs={json.dumps(KWARGS)}", f"--workdir={workdir}",
-                       "--crops=10", "--batch_size=30", f"--output={output}", *data_flags)
+    result = commands.run("trainers.evaluate", [
+        "--model=bn_inception", f"--weights={weights_file}",
+        f"--model_kwargs={json.dumps(KWARGS)}", f"--workdir={workdir}", "--crops=10",
+        "--batch_size=30", f"--output={output}", *data_flags], timeout=300, tf_log_level="2")
     assert result.returncode == 0, result.stderr
     with open(output) as f:
         written = json.load(f)
@@ -111,8 +104,9 @@ def test_cli_ensemble_of_a_weights_file_and_a_workdir(data_dir, weights_file, wo
 def test_cli_missing_data_fails_before_loading_any_model(tmp_path):
     missing = str(tmp_path / "nowhere")
     # Registered weights that would need a download: never fetched.
-    result = _evaluate("--model=bn_inception", "--weights=imagenet", "--source=tfrecord",
-                       f"--data_dir={missing}")
+    result = commands.run("trainers.evaluate", [
+        "--model=bn_inception", "--weights=imagenet", "--source=tfrecord",
+        f"--data_dir={missing}"], timeout=300, tf_log_level="2")
     assert result.returncode == 1
     assert result.stdout == ""
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import commands
 from bn_zoo import export
 from bn_zoo.layers import BatchNormalization
 from bn_zoo.models.catalogue import DataConfig
@@ -32,7 +33,6 @@ from bn_zoo.models.input_scaling import PreprocessInput
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 32
 # The photos, in output order, and their class names (a space, non-ASCII).
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
@@ -182,12 +182,6 @@ def _central_crop(image, fraction=0.875):
     return tf.image.resize(cropped[None], [SIZE, SIZE])[0].numpy()
 
 
-def _run_export(*flags):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "trainers.export", *flags],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("class_names")
@@ -216,8 +210,9 @@ def served(tmp_path_factory):
     model.save(model_file)
     labels = root / "labels.txt"
     labels.write_text("".join(f"{n}\n" for n in NAMES), encoding="utf-8")
-    result = _run_export(f"--model_file={model_file}", f"--class_names_file={labels}",
-                         f"--export_dir={root / 'from_file'}", f"--top_k={TOP_K}")
+    result = commands.run("trainers.export", [
+        f"--model_file={model_file}", f"--class_names_file={labels}",
+        f"--export_dir={root / 'from_file'}", f"--top_k={TOP_K}"], timeout=300, tf_log_level="2")
     assert result.returncode == 0, result.stderr[-3000:]
     from_file = result.stdout.strip().splitlines()[-1]
 
@@ -333,8 +328,9 @@ def test_a_wrong_number_of_class_names_is_refused(served, tmp_path):
 def test_command_refuses_a_labels_file_of_the_wrong_length_in_one_line(served, tmp_path):
     labels = tmp_path / "five.txt"
     labels.write_text("".join(f"{n}\n" for n in NAMES + ("extra",)), encoding="utf-8")
-    result = _run_export(f"--model_file={served['model_file']}",
-                         f"--class_names_file={labels}", f"--export_dir={tmp_path / 'm'}")
+    result = commands.run("trainers.export", [
+        f"--model_file={served['model_file']}", f"--class_names_file={labels}",
+        f"--export_dir={tmp_path / 'm'}"], timeout=300, tf_log_level="2")
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 1, result.stderr[-2000:]

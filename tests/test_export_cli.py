@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import commands
 from bn_zoo import export, training
 from bn_zoo.data import mnist
 from bn_zoo.export import exporter, signatures
@@ -19,8 +20,6 @@ from bn_zoo.layers import BatchNormalization
 from configs import mnist as mnist_configs
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _tiny_model():
@@ -37,14 +36,6 @@ def _listing(directory):
         os.path.relpath(os.path.join(root, name), directory)
         for root, dirs, files in os.walk(directory)
         for name in dirs + files
-    )
-
-
-def _run_export(*flags):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, "-m", "trainers.export", *flags],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
     )
 
 
@@ -156,11 +147,13 @@ def test_workdir_without_config_or_checkpoint_writes_nothing(tmp_path):
 def test_cli_errors_exit_nonzero_and_write_nothing(tmp_path):
     base = tmp_path / "m"
     (base / "2").mkdir(parents=True)
-    result = _run_export("--model=bn_mlp", f"--export_dir={base}", "--version=2")
+    result = commands.run("trainers.export", ["--model=bn_mlp", f"--export_dir={base}",
+                                              "--version=2"], timeout=300, tf_log_level="2")
     assert result.returncode == 1
     assert "Version 2 already exists" in result.stderr
     assert _listing(base) == ["2"]
-    result = _run_export(f"--export_dir={base}")
+    result = commands.run("trainers.export", [f"--export_dir={base}"], timeout=300,
+                          tf_log_level="2")
     assert result.returncode != 0
     assert "exactly one of --workdir" in result.stderr
 
@@ -182,7 +175,9 @@ def trained_workdir(tmp_path_factory):
 
 def test_cli_exports_a_trained_workdir(trained_workdir, tmp_path):
     base = tmp_path / "serving"
-    result = _run_export(f"--workdir={trained_workdir}", f"--export_dir={base}", "--top_k=2")
+    result = commands.run("trainers.export", [f"--workdir={trained_workdir}",
+                                              f"--export_dir={base}", "--top_k=2"],
+                          timeout=300, tf_log_level="2")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == str(base / "1")
     assert sorted(os.listdir(base)) == ["1"]
@@ -242,8 +237,9 @@ def test_cli_exports_a_trained_workdir_as_int8_litert(trained_workdir, tmp_path)
     from ai_edge_litert.interpreter import Interpreter
 
     base = tmp_path / "litert"
-    result = _run_export(f"--workdir={trained_workdir}", f"--export_dir={base}",
-                         "--format=litert", "--quantize=int8", "--calibration_steps=5")
+    result = commands.run("trainers.export", [
+        f"--workdir={trained_workdir}", f"--export_dir={base}", "--format=litert",
+        "--quantize=int8", "--calibration_steps=5"], timeout=300, tf_log_level="2")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == str(base / "1")
     assert _listing(base) == ["1", os.path.join("1", "labels.txt"),

@@ -26,12 +26,12 @@ import tensorflow as tf
 from bn_zoo import models, population
 from bn_zoo.data import mnist, tfrecords
 from bn_zoo.export import calibration, export_model, formats
+from commands import ROOT
 from export_helpers import INCEPTION_VARIANTS, SIZE, cache_dir, inception
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-MNIST_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data",
-                         "mnist")
+MNIST_DIR = os.path.join(ROOT, os.pardir, "shared", "data", "mnist")
 # Every variant goes to ONNX; to LiteRT the two that hold every kind of
 # layer between them (LRN and dropout; BN after every convolution, folded),
 # which keeps this module's time in bounds (a conversion takes seconds).

@@ -8,16 +8,15 @@ command's one-line error; nothing is left behind."""
 import errno
 import os
 import subprocess
-import sys
 
 import keras
 import pytest
 
+import commands
 from bn_zoo import export
 from bn_zoo.export import exporter
 from bn_zoo.layers import BatchNormalization
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ("saved_model", "onnx", "litert")
 
 
@@ -119,15 +118,10 @@ def test_a_full_disk_fails_with_enospc_and_leaves_nothing(tiny, disk, fmt):
     assert path == str(base / "1") and _listing(base)[0] == "1"
 
 
-def _run_export(*flags):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "trainers.export", *flags],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
-
-
 def test_the_command_says_what_to_do_in_one_line(read_only, tmp_path):
     base, code = read_only
-    result = _run_export("--model=bn_mlp", f"--export_dir={base}")
+    result = commands.run("trainers.export", ["--model=bn_mlp", f"--export_dir={base}"],
+                          timeout=300, tf_log_level="2")
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
     strerror = os.strerror(code)

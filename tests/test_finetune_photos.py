@@ -20,14 +20,13 @@ well above chance (0.25); the class names are the folders'.
 import os
 import re
 import signal
-import subprocess
-import sys
 
 import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import commands
 import config_flags
 import photo_data
 import tiny_convnet
@@ -36,8 +35,6 @@ from configs import finetune
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTS = os.path.dirname(os.path.abspath(__file__))
 SIZE = {"model.name": "tiny_convnet:build", "model.kwargs.input_shape": (32, 32, 3),
         "global_batch_size": 16, "steps_per_loop": 10, "log_every_steps": 10,
         "eval_every_steps": 20, "checkpoint_every_steps": 20, "eval_batch_size": 32,
@@ -91,13 +88,12 @@ def test_finetune_recipe_on_photos_freezes_unfreezes_and_resumes_exactly(photos,
     workdir = str(tmp_path / "run")
     fields = {**SIZE, "data.directory": train, "data.validation_directory": validation,
               "model.weights": weights, "num_train_steps": 90, "model.freeze_steps": 60}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trainers.train", "--config=configs/finetune.py",
-         f"--workdir={workdir}",
-         *[f"--config.{k}={v}".replace(" ", "") for k, v in fields.items()]],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                 PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")])))
+    process = commands.launch(
+        "trainers.train", ["--config=configs/finetune.py", f"--workdir={workdir}",
+                           *[f"--config.{k}={v}".replace(" ", "") for k, v in fields.items()]],
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([commands.TESTS,
+                                                         os.environ.get("PYTHONPATH", "")])),
+        tf_log_level="2")
     lines = []
     for line in process.stderr:
         lines.append(line)

@@ -35,7 +35,9 @@ import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+import commands
+
+ROOT = pathlib.Path(commands.ROOT)
 SCANNED = ("bn_zoo", "trainers", "configs")
 
 # Floor of each first-level name under bn_zoo (and of the top-level folders).

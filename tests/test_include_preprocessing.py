@@ -14,10 +14,11 @@ import bn_zoo
 from bn_zoo.data import mnist
 from bn_zoo.export import export_model
 from bn_zoo.models import hub
+from commands import ROOT
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+README = os.path.join(ROOT, "README.md")
 
 
 @pytest.fixture

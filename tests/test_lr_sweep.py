@@ -7,17 +7,15 @@ The sweep and the refused config run as the real command; the rerun calls
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+import commands
 import config_flags
 from bn_zoo.paper import lr_sweep
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
     "--config.train.num_train_steps=60", "--config.train.eval_every_steps=30",
     "--config.train.steps_per_loop=30", "--config.train.log_every_steps=30",
@@ -36,11 +34,9 @@ def _config(*extra):
 
 
 def _sweep(workdir, *extra):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(
-        [sys.executable, "-m", "trainers.lr_sweep", "--config=configs/lr_sweep.py",
-         f"--workdir={workdir}", *TINY, *extra],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return commands.run("trainers.lr_sweep", ["--config=configs/lr_sweep.py",
+                                              f"--workdir={workdir}", *TINY, *extra],
+                        tf_log_level="2")
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ import time
 
 import pytest
 
+import commands
 import imagenet_training_helpers as helpers
 import local_cluster
 from bn_zoo import runs, training
@@ -31,17 +32,16 @@ from bn_zoo import runs, training
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
 STEPS = 40
-TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def start_workers(workdir, fields, logs):
     processes = []
     environments = local_cluster.worker_environments(
-        len(logs), PYTHONPATH=os.pathsep.join([TESTS, helpers.ROOT]))
+        len(logs), PYTHONPATH=os.pathsep.join([commands.TESTS, commands.ROOT]))
     for env, log in zip(environments, logs):
         processes.append(helpers.launch(
             helpers.command(None, workdir, fields, "--strategy=multi_worker_mirrored",
-                            config_file=os.path.join(TESTS, "tiny_convnet.py")),
+                            config_file=os.path.join(commands.TESTS, "tiny_convnet.py")),
             env=env, log=log))
     return processes
 

@@ -14,7 +14,9 @@ import pathlib
 
 import tensorflow as tf
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+import commands
+
+ROOT = pathlib.Path(commands.ROOT)
 PRIVATE = ("tensorflow.python", "keras.src", "tf_keras.src")
 # {file: the private modules it may import, and why}.
 ALLOWED = {

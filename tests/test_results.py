@@ -7,16 +7,14 @@ speed-ups and maxima below are worked out by hand from those curves.
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
+import commands
 from bn_zoo.paper import figure3, workdirs
+from commands import ROOT
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # step:            0     100   200   300   400   500
 CURVES = {
@@ -121,11 +119,8 @@ def test_bad_arguments():
 
 def test_figure3_command_prints_the_table_and_plots(root, tmp_path):
     output = str(tmp_path / "plot" / "figure3.png")
-    result = subprocess.run(
-        [sys.executable, "-m", "trainers.figure3", f"--root={root}", "--baseline=inception",
-         f"--output={output}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = commands.run("trainers.figure3", [f"--root={root}", "--baseline=inception",
+                                               f"--output={output}"], timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert "| run | model | steps to 72.00% | speedup | max accuracy (at step) |" in lines[0]
@@ -140,8 +135,8 @@ def test_figure3_command_prints_the_table_and_plots(root, tmp_path):
     with open(output, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
-    bad = subprocess.run([sys.executable, "-m", "trainers.figure3", f"--root={tmp_path}/none"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    bad = commands.run("trainers.figure3", [f"--root={tmp_path}/none"], timeout=120,
+                       tf_log_level=commands.INHERIT)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.rstrip().splitlines()[-1] == (
         f"ERROR (FileNotFoundError): {tmp_path}/none is not a directory.")

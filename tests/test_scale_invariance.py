@@ -135,20 +135,17 @@ def test_experiment_records_gradients_shrinking_as_one_over_a(tmp_path):
     norms scale as 1/a, while the sigmoid network's do not."""
     import csv
     import os
-    import subprocess
-    import sys
+
+    import commands
 
     if not os.environ.get("TFDS_DATA_DIR"):
         pytest.skip("needs MNIST prepared for TFDS ($TFDS_DATA_DIR)")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run(
-        [sys.executable, "-m", "trainers.scale_invariance",
-         "--config=configs/scale_invariance.py", f"--workdir={tmp_path}",
+    result = commands.run(
+        "trainers.scale_invariance",
+        ["--config=configs/scale_invariance.py", f"--workdir={tmp_path}",
          "--config.num_train_steps=2", "--config.log_every_steps=1",
          "--config.train_split=train[:600]", "--config.test_split=test[:100]",
-         "--config.scales=(1.0,10.0)"],
-        cwd=root, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+         "--config.scales=(1.0,10.0)"], tf_log_level="2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| bn_mlp | 10 |" in result.stdout
     with open(tmp_path / "scale_invariance.csv") as f:

@@ -15,8 +15,7 @@ import tensorflow as tf
 
 import local_cluster
 from bn_zoo.layers import BatchNormalization
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from commands import ROOT, TESTS
 EPSILON, MOMENTUM = 1e-3, 0.9
 PARTS = [3, 5]  # uneven per-replica batches
 # Per-channel mean/std, up to 1e4, and std, across the channels of a case.
@@ -146,7 +145,7 @@ def test_multi_worker_equals_float64_on_the_global_batch(tmp_path):
     workers = []
     for index, env in enumerate(local_cluster.worker_environments(2, TF_CPP_MIN_LOG_LEVEL="3")):
         workers.append(subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "tests", "sync_bn_worker.py"), case,
+            [sys.executable, os.path.join(TESTS, "sync_bn_worker.py"), case,
              str(tmp_path / f"out_{index}.npz")],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = [w.communicate(timeout=300)[0] for w in workers]

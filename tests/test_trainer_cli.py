@@ -26,10 +26,11 @@ import sys
 
 import pytest
 
+import commands
+from commands import ROOT
 from file_tree import snapshot
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "mnist.py") + ":mlp"
+CONFIG = commands.config_path("mnist", "mlp")
 SHORT = ["--config.num_train_steps=20", "--config.steps_per_loop=10",
          "--config.eval_every_steps=10", "--config.checkpoint_every_steps=10",
          "--config.data.train_split=train[:600]", "--config.probe.num_examples=50",
@@ -42,12 +43,6 @@ BAD_INPUTS = {  # Refused by training.train: checked through cli.run, in process
                        "num_train_steps must be a positive integer; got -100"),
     "missing_data": ({"data.data_dir": "{empty}"}, "MNIST data set is not prepared under"),
 }
-
-
-def launch(args, env=None):
-    env = dict(env or os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen([sys.executable, "-m", "trainers.train", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture
@@ -78,8 +73,8 @@ def test_bad_inputs_fail_clearly_and_change_nothing(existing_run, tmp_path, monk
     empty.mkdir()
     before = snapshot(existing_run)
     # The command line: a misspelled field next to the right one.
-    unknown = launch([f"--config={CONFIG}", f"--workdir={existing_run}", *SHORT,
-                      "--config.num_train_step=300"])
+    unknown = commands.launch("trainers.train", [
+        f"--config={CONFIG}", f"--workdir={existing_run}", *SHORT, "--config.num_train_step=300"])
 
     monkeypatch.setattr(sys, "argv", ["trainers/train.py"])  # No --verbosity.
     for case, (fields, message) in BAD_INPUTS.items():
@@ -177,7 +172,7 @@ OWN_FLAG = {"train": "--workdir", "export": "--export_dir", "evaluate": "--crops
 
 
 def _hooked(module, args, env, **kwargs):
-    env = {k: v for k, v in {**os.environ, **env}.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env = commands.environment(tf_log_level=None, **env)
     return subprocess.Popen([sys.executable, "-c", HOOKED, module, *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
@@ -259,10 +254,7 @@ def test_flag_errors_are_one_line_naming_the_flag(tmp_path):
             rf"ERROR \(ConfigError\): The config file {re.escape(str(no_get_config))} has no "
             r"get_config\(\) function\. .*"),
     }
-    processes = {case: subprocess.Popen(
-        [sys.executable, "-m", *case], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
-        for case in cases}
+    processes = {case: commands.launch(case[0], case[1:], tf_log_level=None) for case in cases}
     for case, process in processes.items():
         out, err = process.communicate(timeout=300)
         assert process.returncode == 1 and out == "", (case, err)

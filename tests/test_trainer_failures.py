@@ -38,37 +38,28 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import commands
 import config_flags
+from commands import error_line
 from file_tree import snapshot
 
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "mnist.py") + ":bn_mlp"
+CONFIG = commands.config_path("mnist", "bn_mlp")
 TINY = ["--config.data.train_split=train[:600]", "--config.data.eval_split=test[:300]",
         "--config.eval_batch_size=300", "--config.probe.num_examples=50",
         "--config.population_batches=0"]
 
 
 def launch(args, env=None, module="trainers.train"):
-    env = dict(os.environ if env is None else env, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """`python -m module args...` with TensorFlow's C++ errors kept."""
+    return commands.launch(module, args, env=env, tf_log_level="2")
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def error_line(err):
-    """The ERROR line of a failed command's stderr; asserts there is one,
-    last, and no traceback."""
-    assert "Traceback" not in err, err[-3000:]
-    lines = [line for line in err.splitlines() if line.startswith("ERROR (")]
-    assert len(lines) == 1 and err.rstrip().endswith(lines[0]), err[-3000:]
-    return lines[0]
 
 
 @pytest.fixture
@@ -144,7 +135,7 @@ def test_refused_commands_say_why_and_leave_nothing(tmp_path, tmpfs, monkeypatch
     def workdir(name):
         return f"--workdir={tmp_path / name}"
 
-    commands = {  # name: (arguments, TF_CONFIG or None, expected message pattern)
+    in_subprocess = {  # name: (arguments, TF_CONFIG or None, expected message pattern)
         "missing_config": ([f"--config={tmp_path / 'nope.py'}", workdir("missing"),
                             "--verbosity=-1"], None,
                            r"ERROR \(ConfigError\): The config file '.*nope\.py' does not "
@@ -195,13 +186,13 @@ def test_refused_commands_say_why_and_leave_nothing(tmp_path, tmpfs, monkeypatch
             [], read_only / "run", None,
             rf"ERROR \(WorkdirError\): --workdir={read_only}/run cannot be "
             rf"written: {read_only} is on a read-only file system\.")
-        commands["export_read_only"] = (
+        in_subprocess["export_read_only"] = (
             ["--model=bn_mlp", f"--export_dir={read_only / 'export'}"], None,
             rf"ERROR \(OSError\): Cannot write {read_only}(/export)?: Read-only file "
             r"system\. Nothing was written\. Pass a writable --export_dir and rerun\.")
 
     processes = {}
-    for name, (args, tf_config, _) in commands.items():
+    for name, (args, tf_config, _) in in_subprocess.items():
         env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
         if tf_config is not None:
             env["TF_CONFIG"] = tf_config
@@ -227,7 +218,8 @@ def test_refused_commands_say_why_and_leave_nothing(tmp_path, tmpfs, monkeypatch
         # watchdog process reports and kills it.
         codes = (1, -signal.SIGKILL) if name == "peer_silent" else (1,)
         assert process.returncode in codes, (name, process.returncode, err[-3000:])
-        assert re.fullmatch(commands[name][2] + ".*", error_line(err)), (name, err[-3000:])
+        line = error_line(err)
+        assert re.fullmatch(in_subprocess[name][2] + ".*", line), (name, err[-3000:])
 
     mounts = ["read_only"] if read_only else []
     assert sorted(os.listdir(tmp_path)) == ["bad_config.py", *mounts, "untouched"]

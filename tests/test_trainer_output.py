@@ -20,15 +20,15 @@ import logging
 import os
 import re
 import socket
-import subprocess
-import sys
 
 import pytest
 
+import commands
+from commands import ROOT
+
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "mnist.py") + ":bn_mlp"
+CONFIG = commands.config_path("mnist", "bn_mlp")
 SHORT = ["--config.num_train_steps=30", "--config.steps_per_loop=10",
          "--config.log_every_steps=10", "--config.eval_every_steps=30",
          "--config.checkpoint_every_steps=10", "--config.data.train_split=train[:600]",
@@ -90,9 +90,8 @@ def _matches_in_order(lines, patterns):
 
 
 def launch(args):
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.Popen([sys.executable, "-m", "trainers.train", *args], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """`python -m trainers.train args...` as a user runs it (no TF_CPP_MIN_LOG_LEVEL)."""
+    return commands.launch("trainers.train", args, tf_log_level=None)
 
 
 def test_a_run_prints_bn_zoo_lines_only_and_errors_and_config_show(tmp_path):

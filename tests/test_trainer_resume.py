@@ -10,17 +10,15 @@ import logging
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
+import commands
 from bn_zoo import runs, training
 from configs import mnist as mnist_configs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS, EVAL_EVERY, CHECKPOINT_EVERY = 600, 100, 200  # 6 epochs of the slice.
 OVERRIDES = {
     "num_train_steps": STEPS,
@@ -36,9 +34,9 @@ OVERRIDES = {
 }
 
 
-def command(workdir):
-    return [sys.executable, "-m", "trainers.train",
-            "--config=" + os.path.join(ROOT, "configs", "mnist.py") + ":bn_mlp",
+def arguments(workdir):
+    """The arguments of `python -m trainers.train` for this run in `workdir`."""
+    return ["--config=" + commands.config_path("mnist", "bn_mlp"),
             "--workdir=" + workdir] + [f"--config.{k}={v}" for k, v in OVERRIDES.items()]
 
 
@@ -60,10 +58,9 @@ def model_variables(path):
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, caplog):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     killed = str(tmp_path / "killed")
     log = open(tmp_path / "killed.log", "wb")
-    process = subprocess.Popen(command(killed), cwd=ROOT, env=env, stdout=log, stderr=log)
+    process = commands.launch("trainers.train", arguments(killed), log=log, tf_log_level="2")
     state = os.path.join(killed, "checkpoints", "checkpoint")
     deadline = time.time() + 240
     while not os.path.exists(state) and process.poll() is None and time.time() < deadline:
