@@ -17,15 +17,16 @@ import os
 import shutil
 import site
 import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 
+import commands
+from commands import ROOT
+
 pytestmark = pytest.mark.heavy  # tests/conftest.py: scheduled first
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "bn_zoo", "trainers", "configs")
 COMMANDS = ("bn-zoo-train", "bn-zoo-export", "bn-zoo-evaluate", "bn-zoo-convert",
             "bn-zoo-figure1", "bn-zoo-figure3", "bn-zoo-ablation", "bn-zoo-lr-sweep",
@@ -33,6 +34,9 @@ COMMANDS = ("bn-zoo-train", "bn-zoo-export", "bn-zoo-evaluate", "bn-zoo-convert"
 
 
 def _run(command, cwd, env=None, timeout=600):
+    """Runs `command` (an argv: the venv's python, an installed console
+    command, or `commands.command` for a module of this interpreter) and
+    asserts it succeeded."""
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                             timeout=timeout)
     assert result.returncode == 0, (command, result.stdout[-3000:], result.stderr[-3000:])
@@ -52,8 +56,8 @@ def wheel(tmp_path_factory):
         else:
             shutil.copy(path, source / name)
     wheels = tmp_path_factory.mktemp("wheels")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-          "--no-index", "-q", "-w", str(wheels), str(source)], cwd=str(source))
+    _run(commands.command("pip", ["wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                                  "-q", "-w", wheels, source]), cwd=str(source))
     (path,) = wheels.glob("*.whl")
     return str(path)
 
@@ -63,17 +67,16 @@ def installed(wheel, tmp_path_factory):
     """(environment variables with the venv's bin/ first, a directory outside
     the checkout) after installing the wheel into a fresh venv."""
     venv = tmp_path_factory.mktemp("venv")
-    _run([sys.executable, "-m", "venv", "--without-pip", "--clear", str(venv)], cwd=str(venv))
+    _run(commands.command("venv", ["--without-pip", "--clear", venv]), cwd=str(venv))
     python = str(venv / "bin" / "python")
     purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                    cwd=str(venv)).stdout.strip()
     with open(os.path.join(purelib, "_system_site_packages.pth"), "w") as f:
         f.write("\n".join(site.getsitepackages()) + "\n")  # Paths only: no hook runs.
-    _run([sys.executable, "-m", "pip", "--python", python, "install", "--no-deps",
-          "--no-index", "-q", wheel], cwd=str(venv))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-               TF_CPP_MIN_LOG_LEVEL="2")
+    _run(commands.command("pip", ["--python", python, "install", "--no-deps", "--no-index",
+                                  "-q", wheel]), cwd=str(venv))
+    env = commands.environment(tf_log_level="2", PYTHONPATH=None, PYTHONHOME=None,
+                               PATH=f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     outside = tmp_path_factory.mktemp("elsewhere")
     return env, str(outside), python, purelib
 
@@ -86,7 +89,8 @@ def test_the_wheel_installs_one_top_level_package(wheel):
     assert top == {"bn_zoo"}, sorted(top)
     for module in ("bn_zoo/trainers/train.py", "bn_zoo/trainers/quiet.py",
                    "bn_zoo/configs/__init__.py", "bn_zoo/configs/mnist.py",
-                   "bn_zoo/weights/bn_mlp_mnist.weights.h5"):
+                   "bn_zoo/weights/bn_mlp_mnist.weights.h5",
+                   "bn_zoo/weights/bn_mlp_mnist.weights.h5.sha256"):
         assert module in names, module
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     with zipfile.ZipFile(wheel) as archive:
@@ -173,7 +177,7 @@ def test_console_commands_answer_help_before_tensorflow(installed):
     the library to first use in a console command, so the command's own
     module quiets TensorFlow first. `-X importtime` lists every import."""
     env, outside, python, _ = installed
-    env = {k: v for k, v in env.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env = commands.environment(env, tf_log_level=None)
     for command in COMMANDS:
         script = shutil.which(command, path=env["PATH"])
         result = subprocess.run([python, "-X", "importtime", script, "--help"], cwd=outside,
@@ -196,7 +200,7 @@ def test_console_command_prints_only_bn_zoo_lines(installed, tmp_path):
     import re
 
     env, outside, _, _ = installed
-    env = {k: v for k, v in env.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env = commands.environment(env, tf_log_level=None)
     result = _run(["bn-zoo-export", "--model=mlp", "--weights=mnist",
                    f"--export_dir={tmp_path / 'exported'}"], cwd=outside, env=env)
     lines = result.stderr.splitlines()

@@ -12,7 +12,9 @@ output loads with the matching factory arguments, printed at the end, e.g.
 
     bn_zoo.create_model("bn_inception", variant="slim", weights="out.weights.h5")
 
-The output is written atomically: a failed conversion leaves no file.
+The output is written atomically, then its checksum file `<output>.sha256`
+(`sha256sum -c` reads it; `bn_zoo.create_model(weights=...)` checks the file
+against it): a failed conversion leaves neither.
 """
 
 from . import quiet  # First: quiets TensorFlow before it starts.
@@ -42,8 +44,9 @@ _USER_ERRORS = (ValueError, TypeError, ImportError, FileExistsError, FileNotFoun
 
 
 def convert(source, input_path, output_path, classes=1000, include_top=True):
-    """Converts `input_path` and writes `output_path` atomically; returns the
-    factory arguments that load it."""
+    """Converts `input_path` and writes `output_path` atomically, with its
+    checksum file `<output_path>.sha256`; returns the factory arguments that
+    load it."""
     from bn_zoo.models import releases, weights_files
 
     output_path = os.path.abspath(output_path)

@@ -7,14 +7,17 @@ and loads the file once:
 
 - None: random weights.
 - A path to a `.weights.h5` file: loaded as is (`weights_files.load_weights`,
-  all or nothing).
+  all or nothing), after its checks: the checksum file `<file>.sha256` that
+  bn_zoo writes beside its own weights files, if there is one, and no NaN or
+  Inf (`weights_files.CorruptWeightsError` otherwise, nothing loaded).
 - A registered name (`model_info(name).weights`): a ready file is fetched with
   `keras.utils.get_file` into the Keras cache and verified by sha256, so a
   file that is corrupted, truncated or replaced is refused; a public release
   (`release="slim"` or `"caffe_torch"`) is fetched once into
   `<keras cache>/models/bn_zoo/releases/`, verified as far as the release
   allows, converted (`bn_zoo.models.releases`) and cached atomically as
-  `<keras cache>/models/bn_zoo/<model>_<weights>_<classes>.weights.h5`. A
+  `<keras cache>/models/bn_zoo/<model>_<weights>_<classes>.weights.h5`, with
+  its checksum file, verified at every use. A
   release that fails verification or conversion is deleted, so no cache
   entry is left and the next call fetches again.
 
@@ -165,6 +168,8 @@ def fetch_converted(model_name, weights_name, classes=None):
     in the cache serves, else the registered class count is converted.
 
     Raises:
+        CorruptWeightsError: (a ValueError) the cached conversion fails its
+            checksum file.
         ConversionError: (a ValueError) the release failed verification or
             conversion; the download was deleted. Other errors (no PyTorch,
             no network) keep a verified download for the next call.
@@ -173,11 +178,11 @@ def fetch_converted(model_name, weights_name, classes=None):
     if classes is None:
         for accepted in entry.accepted_classes:
             if os.path.isfile(converted_path(model_name, weights_name, accepted)):
-                return converted_path(model_name, weights_name, accepted)
+                return _verified_conversion(converted_path(model_name, weights_name, accepted))
         classes = entry.classes
     target = converted_path(model_name, weights_name, classes)
     if os.path.isfile(target):
-        return target
+        return _verified_conversion(target)
     release = fetch_release(model_name, weights_name)
     # Beside the release's parent folder, wherever get_file put it.
     target = converted_path(model_name, weights_name, classes,
@@ -195,6 +200,19 @@ def fetch_converted(model_name, weights_name, classes=None):
             "was deleted; the next call downloads it again."
         ) from error
     return target
+
+
+def _verified_conversion(path):
+    """A converted release in the cache, checked against its checksum file.
+
+    Raises:
+        CorruptWeightsError: it fails the check (it is left for you to delete).
+    """
+    sidecar = weights_files.checksum_path(path)
+    weights_files.verify_checksum(
+        path, fix=f"Delete it and {os.path.basename(sidecar)} beside it: the next call "
+        "converts the release again.")
+    return path
 
 
 def _get_file(entry, subdir, **kwargs):

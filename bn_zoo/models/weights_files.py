@@ -8,6 +8,25 @@ layout Keras would write without writing it: each layer's
 (`layers/<class name in snake case>[_<rank>]/vars/<index>`). Where that
 cannot account for every weight of the model (nested models, layers with
 sub-layers), it asks Keras itself, through a temporary file.
+
+Integrity, checked before anything is assigned (a refused file changes
+nothing):
+
+- The checksum file `<file>.sha256` beside a weights file, one line in
+  `sha256sum`'s format (`<64 hex digits>  <file name>`, so `cd DIR &&
+  sha256sum -c FILE.sha256` checks it too). `save_weights_atomically`, which
+  writes every weights file bn_zoo makes (`trainers.convert`, the converted
+  releases in the Keras cache, `bn_zoo.runs.save_weights` and
+  `trainers.figure1 --weights_dir`), writes it after the weights file, atomically;
+  the shipped files in `bn_zoo/weights/` carry one. A digest that differs
+  is refused (`CorruptWeightsError`: the file, both digests, the fix). No
+  checksum file (a file of your own `model.save_weights`): the file loads
+  unverified. Only the digest is compared; the file name on the line is
+  for `sha256sum -c`.
+- Every value: NaN or Inf anywhere in the file is refused
+  (`CorruptWeightsError` naming the file and the variables), checksum or
+  not. A flipped exponent bit can also make a value huge but finite
+  (-1.8e37): only the checksum catches that.
 """
 
 import hashlib
@@ -20,6 +39,13 @@ import h5py
 import numpy as np
 
 WEIGHTS_SUFFIX = ".weights.h5"
+CHECKSUM_SUFFIX = ".sha256"  # `<weights file>.sha256`, in sha256sum's format.
+_CHECKSUM_LINE = re.compile(r"^\\?([0-9a-fA-F]{64})(?:\s|$)")
+
+
+class CorruptWeightsError(ValueError):
+    """A weights file that fails its checksum file (`<file>.sha256`), or
+    holds NaN or Inf. Nothing was loaded from it."""
 
 
 def sha256_of(path):
@@ -31,20 +57,164 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+def checksum_path(path):
+    """The checksum file of weights file `path`: `<path>.sha256`."""
+    return os.fspath(path) + CHECKSUM_SUFFIX
+
+
 def save_weights_atomically(model, path):
-    """`model.save_weights(path)`, atomically: written to a hidden partial file
-    beside `path`, then renamed over it, so `path` is never half-written and
-    a failure leaves no file behind. Creates the directory if needed."""
+    """`model.save_weights(path)`, atomically, and its checksum file.
+
+    The weights go to a hidden partial file beside `path`, renamed over it,
+    so `path` is never half-written; then `<path>.sha256` is written
+    (`write_checksum`). An older checksum file is removed first, so a
+    process killed in between leaves a file without one (it loads
+    unverified), never one that contradicts it. A failure leaves neither
+    file behind. Creates the directory if needed.
+    """
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     partial = os.path.join(directory, f".{uuid.uuid4().hex}.partial{WEIGHTS_SUFFIX}")
     try:
         model.save_weights(partial)
+        digest = sha256_of(partial)
+        if os.path.lexists(checksum_path(path)):
+            os.remove(checksum_path(path))
         os.replace(partial, path)
+        try:
+            write_checksum(path, digest)
+        except BaseException:
+            os.remove(path)
+            raise
     finally:
         if os.path.exists(partial):
             os.remove(partial)
+
+
+def write_checksum(path, digest=None):
+    """Writes `<path>.sha256`, `"<sha256 of path>  <file name>\\n"` (the
+    line `sha256sum` prints), atomically: through a hidden temporary file
+    renamed into place. `digest`: the file's sha256 if already known."""
+    path = os.path.abspath(os.fspath(path))
+    digest = digest or sha256_of(path)
+    target = checksum_path(path)
+    tmp = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex}.partial{CHECKSUM_SUFFIX}")
+    try:
+        # O_EXCL with mode 0o666: the permissions a plain write gives (umask applies).
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "w") as f:
+            f.write(f"{digest}  {os.path.basename(path)}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def verify_checksum(path, fix=None):
+    """Checks a file against its checksum file `<path>.sha256`, if any.
+
+    Args:
+        path: A weights file (or any file: a `.keras` archive, say).
+        fix: What to do about a mismatch; default: get the file again, or
+            delete the checksum file if the file was changed on purpose.
+
+    Returns:
+        The verified sha256 hex digest, or None without a checksum file.
+
+    Raises:
+        CorruptWeightsError: the file's sha256 differs from the recorded
+            one, or the checksum file holds no sha256 line.
+    """
+    path = os.fspath(path)
+    sidecar = checksum_path(path)
+    try:
+        with open(sidecar) as f:
+            text = f.read(4096)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CorruptWeightsError(
+            f"Cannot read the checksum file {sidecar!r} of {path!r} ({error}); nothing was "
+            f"loaded. Delete it (or rewrite it: sha256sum FILE > FILE{CHECKSUM_SUFFIX}).") \
+            from error
+    match = _CHECKSUM_LINE.match(text.strip())
+    if match is None:
+        raise CorruptWeightsError(
+            f"The checksum file {sidecar!r} of {path!r} holds no sha256 line "
+            f"('<64 hex digits>  <file name>'); nothing was loaded. Delete it (or rewrite "
+            f"it: sha256sum FILE > FILE{CHECKSUM_SUFFIX}).")
+    expected = match.group(1).lower()
+    actual = sha256_of(path)
+    if actual != expected:
+        fix = fix or ("Download, convert or export it again; if you changed it on purpose, "
+                      f"delete {sidecar!r}.")
+        raise CorruptWeightsError(
+            f"The weights file {path!r} fails its sha256 check, so nothing was loaded: "
+            f"{os.path.basename(sidecar)} records {expected}, the file has {actual}. It was "
+            f"corrupted or changed after it was written. {fix}")
+    return actual
+
+
+def check_finite(path, variables=None, source=None):
+    """Refuses a file that holds NaN or Inf in any floating-point dataset.
+
+    Args:
+        path: An HDF5 weights file.
+        variables: {dataset path: variable name} for the message (see
+            `variable_names`); datasets without one are named by path.
+        source: How to name the file in the message; default its path.
+
+    Raises:
+        CorruptWeightsError: naming the file and each dataset with NaN or
+            Inf (the first three), with their counts.
+        OSError: the file cannot be read as HDF5.
+    """
+    path = os.fspath(path)
+    variables = variables or {}
+    bad = []
+    with h5py.File(path, "r") as f:
+        for name in _datasets(f):
+            values = _read(f[name])
+            if values.dtype.kind != "f" and values.dtype.name != "bfloat16":
+                continue
+            values = values.astype(np.float32) if values.dtype.kind != "f" else values
+            nan = int(np.count_nonzero(np.isnan(values)))
+            inf = int(np.count_nonzero(np.isinf(values)))
+            if nan or inf:
+                where = f"{name} (variable {variables[name]!r})" if name in variables else name
+                counts = " and ".join(f"{n} {kind}" for n, kind in ((nan, "NaN"), (inf, "Inf"))
+                                      if n)
+                bad.append(f"{where} has {counts} of {values.size} values")
+    if bad:
+        more = f"; and {len(bad) - 3} more variables" if len(bad) > 3 else ""
+        raise CorruptWeightsError(
+            f"Non-finite values (NaN or Inf) in {source or f'the weights file {path!r}'}, so "
+            f"nothing was loaded: {'; '.join(bad[:3])}{more}. The file is corrupted or was "
+            f"saved from a model whose training diverged: download, convert or export it "
+            "again, or use other weights.")
+
+
+def variable_names(model, prefix=""):
+    """{dataset path in a weights file: variable path} of `model`'s own
+    variables and its layers', nested models followed into their `layers/`
+    (`"layers/dense/vars/0": "dense/kernel"`). Variables of a layer's
+    sub-layers are left out."""
+    import keras
+
+    names = {}
+    for group, saveable in [("", model)] + list(zip(_groups(model.layers), model.layers)):
+        if group and isinstance(saveable, keras.Model):
+            names.update(variable_names(saveable, f"{prefix}{group}/"))
+            continue
+        store = {}
+        saveable.save_own_variables(store)
+        for key, value in store.items():
+            name = getattr(value, "path", None)
+            if name is not None:
+                names[f"{prefix}{group}/vars/{key}" if group else f"{prefix}vars/{key}"] = name
+    return names
 
 
 def load_weights(model, filepath, allow_unused_layers=False):
@@ -62,15 +232,21 @@ def load_weights(model, filepath, allow_unused_layers=False):
     Keras' `model.load_weights` (bn_zoo's BatchNormalization reads files
     written before its last two variables existed, and Keras' layout).
 
+    Before that, integrity (see the module docstring): the checksum file
+    `<filepath>.sha256` if there is one, and no NaN or Inf anywhere.
+
     Args:
         model: A built Keras model.
         filepath: Path to a `*.weights.h5` file.
         allow_unused_layers: Accept layers in the file that the model lacks.
 
     Raises:
+        CorruptWeightsError: (a ValueError) the file fails its checksum file
+            or holds NaN or Inf.
         ValueError: the file cannot be read, or does not fit the model.
     """
     filepath = os.fspath(filepath)
+    verify_checksum(filepath)
     try:
         found = file_layout(filepath)
     except OSError as error:
@@ -95,6 +271,7 @@ def load_weights(model, filepath, allow_unused_layers=False):
             + "\nBuild the model with the arguments the weights were saved with "
             "(architecture, input_shape, classes, include_top)."
         )
+    check_finite(filepath, variable_names(model))
     snapshot = [v.numpy() for v in model.variables]
     try:
         if plan:
@@ -114,20 +291,22 @@ def file_layout(path):
     Raises:
         OSError: the file cannot be read as HDF5.
     """
-    found = {}
     with h5py.File(path, "r") as f:
-        names = []
+        return {name: h5py.h5d.open(f.id, name.encode()).shape for name in _datasets(f)}
 
-        def visit(name, info):
-            if info.type == h5py.h5o.TYPE_DATASET:
-                names.append(name)
 
-        # The low-level visit: 3x faster than `visititems`, which makes an
-        # h5py object of every group and dataset.
-        h5py.h5o.visit(f.id, visit, info=True)
-        for name in names:
-            found[name.decode()] = h5py.h5d.open(f.id, name).shape
-    return found
+def _datasets(f):
+    """The dataset paths of open HDF5 file `f`, as str."""
+    names = []
+
+    def visit(name, info):
+        if info.type == h5py.h5o.TYPE_DATASET:
+            names.append(name.decode())
+
+    # The low-level visit: 3x faster than `visititems`, which makes an
+    # h5py object of every group and dataset.
+    h5py.h5o.visit(f.id, visit, info=True)
+    return names
 
 
 def written_layout(model):

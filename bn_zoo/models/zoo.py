@@ -11,7 +11,9 @@ interpolation, preprocessing, label set). Adding weights is one entry in a
     "mnist": shipped("mlp_mnist.weights.h5", sha256="...", classes=10,
                      data_config=MNIST_DATA),
 
-(`sha256sum bn_zoo/weights/mlp_mnist.weights.h5` gives the hash). The
+(`sha256sum bn_zoo/weights/mlp_mnist.weights.h5` gives the hash; put that
+line in `bn_zoo/weights/mlp_mnist.weights.h5.sha256`, the checksum file a
+path to the file is checked against). The
 releases converted on first use (`release="slim"`, `"caffe_torch"`) are
 made by `bn_zoo.models.releases`.
 """

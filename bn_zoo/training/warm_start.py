@@ -19,6 +19,13 @@ bn_zoo BN layer also reads Keras' 4-variable layout); any other layer keeps
 its fresh initialization and is reported as new: a classifier of another
 class count is the usual one. A file in which no layer matches is refused.
 
+Before any variable is set, the file is checked as `bn_zoo.create_model`
+checks one (`bn_zoo.models.weights_files`): a `.weights.h5` or `.keras` file
+with a checksum file beside it (`<file>.sha256`, which bn_zoo writes beside
+its own weights files) must match it, and no source may hold NaN or Inf. A
+refused source is a `ConfigError` naming the file (and the variables), and
+the model is left as it was.
+
 The BN layers then train and evaluate with their moving averages
 (`use_population_statistics` is cleared): a run's metrics are labelled with
 the statistics they use (`bn_zoo.training.trainer`).
@@ -93,8 +100,8 @@ def load(model, model_name, weights):
 
     Raises:
         ConfigError: `weights` names nothing that exists, a file that cannot
-            be read, or one in which no layer matches the model. The model is
-            left as it was.
+            be read, fails its checksum file or holds NaN or Inf, or one in
+            which no layer matches the model. The model is left as it was.
     """
     info = catalogue.model_info(model_name)
     with tempfile.TemporaryDirectory(prefix="bn_zoo_weights_") as scratch:
@@ -131,13 +138,17 @@ def _weights_file(info, weights, scratch):
             f"{info.name!r} ({names}) nor an existing file or trainer workdir. Pass one of "
             f"those names, a '*{weights_files.WEIGHTS_SUFFIX}' or '*.keras' file, or a "
             "--workdir of trainers.train.")
-    if path.endswith(".keras"):
-        return _from_keras_archive(path, scratch), f"{path}"
-    if not path.endswith(weights_files.WEIGHTS_SUFFIX):
+    if not path.endswith((".keras", weights_files.WEIGHTS_SUFFIX)):
         raise ConfigError(
             f"config.model.weights={path!r} is not a '*{weights_files.WEIGHTS_SUFFIX}' or "
             "'*.keras' file (Keras' formats, as model.save_weights and model.save write "
             "them). Convert it, or pass a registered name or a workdir.")
+    try:
+        weights_files.verify_checksum(path)
+    except weights_files.CorruptWeightsError as error:
+        raise ConfigError(f"config.model.weights={path!r}: {error}") from error
+    if path.endswith(".keras"):
+        return _from_keras_archive(path, scratch), f"{path}"
     return path, path
 
 
@@ -211,6 +222,10 @@ def _load_matching(model, path, source):
         raise ConfigError(f"config.model.weights: cannot read {source} as a Keras "
                           f"'*{weights_files.WEIGHTS_SUFFIX}' file ({error}). It may be "
                           "truncated or corrupted.") from error
+    try:
+        weights_files.check_finite(path, weights_files.variable_names(model), source)
+    except weights_files.CorruptWeightsError as error:
+        raise ConfigError(f"config.model.weights: {error}") from error
     by_group = {}
     for dataset, shape in found.items():
         group, _, key = dataset.rpartition("/vars/") if "/vars/" in dataset else (
