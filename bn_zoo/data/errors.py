@@ -7,8 +7,16 @@ message between two markers (`in_graph_message`, through
 `tf.debugging.Assert`), and `data_error_from` / `named_data_errors` turn such
 an `OpError` back into the one-line `DataError` that names the file.
 
+A damaged TFRecord file stops the pipeline with TensorFlow's own
+`DataLossError`, which names no file: given the data source (or its
+`RecordFiles`), `named_data_errors` reads the files the source reads
+(`bn_zoo.data.record_files`) and names the one that is damaged.
+
     with named_data_errors():
         for batch in dataset: ...      # DataError("photos/cat/3.jpg: ...")
+    with named_data_errors(source):   # A source with record_files().
+        for batch in dataset: ...      # DataError("/data/train-00007-of-01024:
+                                       #   record 12 is corrupt (...). ...")
 """
 
 import contextlib
@@ -16,6 +24,7 @@ import re
 
 import tensorflow as tf
 
+from bn_zoo.data import record_files
 from bn_zoo.data.tfrecords import DataError
 
 _BEGIN = "<<bn_zoo.DataError>>"
@@ -45,14 +54,33 @@ def data_error_from(error):
     return DataError(" ".join(found.group(1).split()))
 
 
+def _record_files(source):
+    if source is None or isinstance(source, (record_files.RecordFiles, list, tuple)):
+        return source
+    method = getattr(source, "record_files", None)
+    try:
+        return method() if callable(method) else None
+    except Exception:  # noqa: BLE001 - no list of files: the original error stands.
+        return None
+
+
 @contextlib.contextmanager
-def named_data_errors():
+def named_data_errors(source=None):
     """Re-raises an `OpError` that carries a pipeline's data error as that
-    `DataError` (one line, naming the file); other errors pass unchanged."""
+    `DataError` (one line, naming the file); other errors pass unchanged.
+
+    Args:
+        source: Where a damaged TFRecord file is looked for when TensorFlow's
+            record reader stops (a `DataLossError`): a data source with a
+            `record_files()` method, a `RecordFiles` or a list of them. None,
+            or a source without that method: the error passes unchanged.
+    """
     try:
         yield
     except tf.errors.OpError as error:
         named = data_error_from(error)
+        if named is None and record_files.is_record_error(error):
+            named = record_files.located(error, _record_files(source))
         if named is None:
             raise
         raise named from None

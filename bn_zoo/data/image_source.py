@@ -299,5 +299,5 @@ class ImageSource:
             raise DataError(
                 f"config.probe.num_examples={num_examples} is more than the "
                 f"{self.num_eval_examples} evaluation examples; use at most that many.")
-        with errors.named_data_errors():
+        with errors.named_data_errors(self):  # Names a damaged record file too.
             return next(iter(self.eval_dataset(num_examples)))[0]

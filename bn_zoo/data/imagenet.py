@@ -36,7 +36,7 @@ import tensorflow as tf
 from absl import logging
 from ml_collections.config_dict import placeholder
 
-from bn_zoo.data import errors, ordering, preprocessing, tfrecords
+from bn_zoo.data import errors, ordering, preprocessing, record_files, tfrecords
 from bn_zoo.data.tfrecords import DataError, DataNotFoundError
 
 SOURCES = ("tfds", "tfrecord")
@@ -182,12 +182,22 @@ def _tfrecord_examples(s, split, training, input_context, seed, deterministic):
 
 
 def _count_records(files):
-    """Records in each of `files` (read, not parsed), in parallel."""
+    """Records in each of `files` (read, not parsed), in parallel.
+
+    Raises:
+        DataError: a file is damaged (named).
+    """
     counts = tf.data.Dataset.from_tensor_slices(list(files)).map(
         lambda path: tf.data.TFRecordDataset(path, buffer_size=_READ_BUFFER_BYTES).reduce(
             tf.constant(0, tf.int64), lambda count, _: count + 1),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return [int(c) for c in counts.as_numpy_iterator()]
+    try:
+        return [int(c) for c in counts.as_numpy_iterator()]
+    except tf.errors.DataLossError as error:
+        named = record_files.located(error, record_files.RecordFiles(tuple(files)))
+        if named is None:
+            raise
+        raise named from None
 
 
 def _tfrecord_epochs(s, split, input_context, order_seed, deterministic):
@@ -480,7 +490,10 @@ def _check_record(image, stored_label, where, s, offset):
             "match the data (-1 means the record has no image/class/label).")
 
 
-def _validate_records(examples, num_records, s, offset, name):
+def _validate_records(examples, num_records, s, offset, name, files=None):
+    """Reads, parses and checks the first `num_records` of `examples`
+    (`name`: a file, or a TFDS split; `files()`: the `RecordFiles` that
+    hold its damaged one, if any)."""
     examples = examples if num_records is None else examples.take(num_records)
     iterator, count = iter(examples), 0
     while True:
@@ -489,9 +502,12 @@ def _validate_records(examples, num_records, s, offset, name):
         except StopIteration:
             break
         except tf.errors.DataLossError as error:
+            named = record_files.located(error, files()) if files is not None else None
+            if named is not None:
+                raise named from None
             raise DataError(
-                f"{name}: record {count} is corrupt ({_first_line(error)}). The file is "
-                "truncated or not a TFRecord file: copy or convert it again.") from None
+                f"{name}: record {count} is corrupt ({record_files.reason(error)}). "
+                f"{record_files.TFRECORD_FIX}") from None
         except tf.errors.InvalidArgumentError as error:
             raise DataError(
                 f"{name}: record {count} is not a tf.train.Example with image/encoded "
@@ -530,11 +546,38 @@ def validate(config, splits=None, num_files=1, num_records=1):
     for split in splits or (s.train_split, s.eval_split):
         if s.source == "tfds":
             examples = _tfds_examples(s, split, False, None, None)
-            _validate_records(examples, num_records, s, offset, f"{s.tfds_name} {split}")
+            _validate_records(examples, num_records, s, offset, f"{s.tfds_name} {split}",
+                              files=lambda: _tfds_record_files(s, [split]))
             continue
         files = tfrecords.list_shards(s.data_dir, split)
         for path in files if num_files is None else files[:num_files]:
             _validate_records(_read_tfrecord_file(path), num_records, s, offset, path)
+
+
+def _tfds_record_files(s, splits):
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(s.tfds_name, data_dir=s.data_dir)
+    manual = bool(getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None))
+    return record_files.tfds_record_files(
+        builder, splits, record_files.tfds_fix(s.tfds_name.partition(":")[0], manual))
+
+
+def split_record_files(config, splits=None):
+    """The `RecordFiles` of `splits` (default: the training and evaluation
+    splits): the shards (tfrecord) or the prepared TFDS files (tfds), for
+    naming the damaged one when a running pipeline stops on it
+    (`bn_zoo.data.errors.named_data_errors`, `record_files.located`).
+
+    Raises:
+        DataNotFoundError: the shards are missing.
+    """
+    s = settings(config)
+    splits = list(dict.fromkeys(splits or (s.train_split, s.eval_split)))
+    if s.source == "tfds":
+        return _tfds_record_files(s, splits)
+    paths = [p for split in splits for p in tfrecords.list_shards(s.data_dir, split)]
+    return record_files.RecordFiles(tuple(paths))
 
 
 # ------------------------------------------------- the trainer's data source
@@ -564,7 +607,9 @@ class ImageNetInput:
     when the source is created, which the trainer does before it writes
     anything to the workdir: a missing or empty directory, a corrupt shard, an
     image that does not decode or a label out of range is one `DataError`
-    naming the file and the fix.
+    naming the file and the fix. Damage past what the check reads (a shard
+    cut short) stops the run where it is met; `record_files()` lets the
+    trainer name that file too.
 
     The pipeline scales images to [-1, 1] itself, which is the registry's
     "inception" preprocessing mode, so the trainer's `preprocess` is not
@@ -657,6 +702,12 @@ class ImageNetInput:
             num_records=data.validate_num_records or None,
         )
         self.class_names = self._class_names()
+
+    def record_files(self):
+        """The record files of the training and evaluation splits
+        (`split_record_files`): `named_data_errors(source)` names a damaged
+        one that stops a running pipeline."""
+        return split_record_files(self._config)
 
     def _class_names(self):
         """The tfds builder's label names (WordNet IDs for imagenet2012) when

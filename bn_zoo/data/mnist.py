@@ -28,6 +28,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from bn_zoo.data import record_files
 from bn_zoo.data.tfrecords import DataError, DataNotFoundError
 
 NAME = "mnist"
@@ -59,6 +60,11 @@ def _load_split(split, data_dir):
             f"MNIST has no split {split!r} ({error}). Use 'train', 'test' or a "
             "TFDS slice of them such as 'train[:6000]'."
         ) from error
+    except tf.errors.DataLossError as error:
+        named = record_files.located(error, record_files.tfds_record_files(builder, [split]))
+        if named is None:
+            raise
+        raise named from None
     images = np.ascontiguousarray(arrays["image"], dtype=np.uint8)
     labels = np.asarray(arrays["label"], dtype=np.int32)
     images.setflags(write=False)
@@ -85,7 +91,8 @@ def load(split, data_dir=None):
 
     Raises:
         DataNotFoundError: MNIST is not prepared under `data_dir`.
-        DataError: `split` is not a split of MNIST.
+        DataError: `split` is not a split of MNIST, or a file of it is
+            damaged (named, with how to prepare MNIST again).
     """
     if data_dir is not None:
         data_dir = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))

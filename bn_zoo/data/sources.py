@@ -27,7 +27,10 @@ Yours never needs an edit of bn_zoo:
         def probe_examples(self, num_examples): ...
 
 The interface (`bn_zoo.training.inputs` documents each method) is duck
-typed; `missing_members` lists what a class lacks. `model_input` (a
+typed; `missing_members` lists what a class lacks. A source that reads
+TFRecord files may also list them (`record_files()`, a
+`bn_zoo.data.record_files.RecordFiles`), so a damaged one that stops a run
+is named. `model_input` (a
 `ModelInput`: the input shape of the model being trained and how its
 weights cut images to it) is passed only to a constructor that takes it, as
 the trainer passes `seed` only to model builders that take it.

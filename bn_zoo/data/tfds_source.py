@@ -21,6 +21,12 @@ the records of the current epoch up to step s once. Every input pipeline
 reads the whole split and keeps its share of each global batch, so the
 batches do not depend on the number of workers; for ImageNet-sized data
 read by many workers use `imagenet` (sharded by file) or image folders.
+
+A damaged file of the prepared set (random bytes, a copy cut short) stops
+the pipeline where it is met, in TensorFlow's words, which name no file;
+`record_files()` lists the files the source reads, so the trainer's
+`named_data_errors(source)` names the damaged one and how to prepare the
+set again.
 """
 
 import difflib
@@ -30,7 +36,7 @@ import ml_collections
 import tensorflow as tf
 from ml_collections.config_dict import placeholder
 
-from bn_zoo.data import errors
+from bn_zoo.data import errors, record_files
 from bn_zoo.data.ordering import epoch_seed, epochs, window_shuffle
 from bn_zoo.data.image_source import (
     AUGMENTATION_DEFAULTS,
@@ -143,7 +149,9 @@ class TFDSInput(ImageSource):
     Raises:
         DataError, DataNotFoundError: an unknown or unprepared data set, one
             that is not image classification, an unknown split, an image
-            that does not decode (the first of each split is checked).
+            that does not decode or a damaged file (the first example of each
+            split is checked; one met later is named by
+            `bn_zoo.data.errors.named_data_errors(source)`).
     """
 
     FIELD_DOCS = {
@@ -256,9 +264,16 @@ class TFDSInput(ImageSource):
             f"fewer than one global batch of {global_batch_size}. Use a larger "
             "config.data.train_split or a smaller config.global_batch_size.")
 
+    def record_files(self):
+        """The TFRecord files of both splits, for naming a damaged one
+        (`bn_zoo.data.errors.named_data_errors`)."""
+        return record_files.tfds_record_files(
+            self._builder, list(dict.fromkeys(self._splits.values())),
+            record_files.tfds_fix(self._dataset.partition(":")[0]))
+
     def _check_first(self, split):
         elements = self._examples(split).take(1)
-        with errors.named_data_errors():
+        with errors.named_data_errors(self):
             for _ in self._decoded(elements, self._transform(False), ()):
                 pass
 

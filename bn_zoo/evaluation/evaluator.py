@@ -33,7 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bn_zoo.data import imagenet
+from bn_zoo.data import errors as data_errors
+from bn_zoo.data import imagenet, record_files
 from bn_zoo.data.tfrecords import DataError
 from bn_zoo.evaluation import crops as crops_lib
 from bn_zoo.evaluation.members import Member, common_input_size
@@ -308,8 +309,8 @@ def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None
             num_classes nor num_classes + 1, members of different input
             sizes, outputs that are not probabilities or not finite.
         DataNotFoundError / DataError: missing or unreadable data (checked
-            before any model runs; a bad record met later stops the run with
-            the reading position).
+            before any model runs; a bad record or a damaged file met later
+            stops the run, naming it).
     """
     members = tuple(members)
     if not members or not all(isinstance(m, Member) for m in members):
@@ -352,6 +353,10 @@ def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None
         except StopIteration:
             break
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
+            named = data_errors.data_error_from(error) or record_files.located(
+                error, imagenet.split_record_files(data_config, [s.eval_split]))
+            if named is not None:
+                raise named from None
             detail = str(getattr(error, "message", error)).strip()[:500]
             raise DataError(
                 f"Reading {_describe(s)} failed after {seen} images: {detail} "

@@ -54,17 +54,18 @@ def imagenet_batches(pipeline_config, steps, batch_size=formats.CALIBRATION_BATC
         DataNotFoundError, DataError: the data is missing or unreadable
             (`bn_zoo.data.imagenet.validate` on the training split).
     """
-    from bn_zoo.data import imagenet
+    from bn_zoo.data import errors, imagenet
 
     config = dict(pipeline_config, dtype="float32")
-    imagenet.validate(config, splits=[imagenet.settings(config).train_split])
+    split = imagenet.settings(config).train_split
+    imagenet.validate(config, splits=[split])
+    files = imagenet.split_record_files(config, [split])
 
     def batches():
-        dataset = imagenet.build_dataset(
-            config, batch_size, training=False, split=config["train_split"]
-        )
-        for images, _ in dataset.take(steps):
-            yield (images.numpy() + 1.0) * 127.5
+        dataset = imagenet.build_dataset(config, batch_size, training=False, split=split)
+        with errors.named_data_errors(files):  # A damaged shard met here, named.
+            for images, _ in dataset.take(steps):
+                yield (images.numpy() + 1.0) * 127.5
 
     return batches
 
@@ -102,7 +103,8 @@ def workdir_batches(config, steps, batch_size=formats.CALIBRATION_BATCH_SIZE, se
 
     def batches():
         dataset = source.population_dataset(batch_size, seed)
-        for images, _ in dataset.take(steps):
-            yield np.asarray(images, np.float32)
+        with inputs.named_data_errors(source):
+            for images, _ in dataset.take(steps):
+                yield np.asarray(images, np.float32)
 
     return batches

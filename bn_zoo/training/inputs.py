@@ -23,6 +23,9 @@
     .population_dataset(global_batch_size, seed)
         -> global training batches (images, labels) for Algorithm 2
     .probe_examples(num_examples) -> a fixed batch of evaluation images
+    .record_files()               optional: the TFRecord files the pipelines read
+                                  (a `bn_zoo.data.record_files.RecordFiles`), so a
+                                  damaged one met mid-run is named
 
 `preprocess` maps a batch of images with values in [0, 255] to the model's
 input (the `preprocess_input` mode of the model and its weights).
@@ -33,8 +36,10 @@ cut their images to it. `check_config` may raise a plain ValueError naming
 the field: it is reported as a ConfigError.
 
 A failure inside a running pipeline (a file that stops decoding) is an
-`OpError` of TensorFlow; `named_data_errors()` turns those that carry a
-pipeline's message into the `DataError` naming the file.
+`OpError` of TensorFlow; `named_data_errors(source)` turns those that carry a
+pipeline's message into the `DataError` naming the file, and a damaged
+TFRecord file (TensorFlow's `DataLossError`, which names none) into one
+naming the file among the source's `record_files()`.
 """
 
 import collections.abc
