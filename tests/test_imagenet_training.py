@@ -221,9 +221,11 @@ def _broken_copies(data_dir, root):
 def test_bad_input_fails_clearly_and_changes_nothing(default_run, data_dir, tmp_path):
     """`python -m trainers.train` on bad data or a batch that does not split:
     one clear error each, exit code 1, no traceback, the workdir of an
-    unfinished run (here extended to 60 steps) byte-for-byte unchanged."""
-    workdir = default_run[0]
-    before = snapshot(workdir)
+    unfinished run (here extended to 60 steps) byte-for-byte unchanged. The
+    cases run at once, each on its own copy of the workdir (one run per
+    workdir: a second one is refused while the first holds its lock)."""
+    before = snapshot(default_run[0])
+    workdirs = {}
     dirs = _broken_copies(data_dir, str(tmp_path))
     shard = "train-00002-of-00004"
     expected = {
@@ -243,7 +245,9 @@ def test_bad_input_fails_clearly_and_changes_nothing(default_run, data_dir, tmp_
         if case == "batch_does_not_divide":
             fields["global_batch_size"] = 5
             extra = ["--strategy=mirrored", "--config.num_cpu_devices=2"]
-        processes[case] = helpers.launch(helpers.command("bn_x5", workdir, fields, *extra))
+        workdirs[case] = shutil.copytree(default_run[0], tmp_path / "workdirs" / case)
+        processes[case] = helpers.launch(helpers.command("bn_x5", workdirs[case], fields,
+                                                         *extra))
     fresh = str(tmp_path / "fresh")
     processes["fresh_workdir"] = helpers.launch(helpers.command(
         "bn_x5", fresh, helpers.overrides(dirs["corrupt_tfrecord"])))
@@ -254,5 +258,6 @@ def test_bad_input_fails_clearly_and_changes_nothing(default_run, data_dir, tmp_
         errors = [line for line in err.splitlines() if line.startswith("ERROR")]
         assert len(errors) == 1 and expected[case] in errors[0], (case, err[-3000:])
         assert "Traceback" not in err, (case, err[-3000:])
-    assert snapshot(workdir) == before
+    for case, workdir in workdirs.items():
+        assert snapshot(workdir) == before, case
     assert not os.path.exists(fresh)

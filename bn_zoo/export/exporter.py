@@ -19,17 +19,18 @@ behind and is reported as an OSError (ENOSPC) naming the version.
 """
 
 import errno
-import json
 import os
 import shutil
 import socket
+import tempfile
+import zipfile
 
 from absl import logging
 
 from bn_zoo import models
 from bn_zoo.export import calibration, folding, formats, portable, signatures
 from bn_zoo.export import class_names as class_names_lib
-from bn_zoo.models import catalogue
+from bn_zoo.models import catalogue, weights_files
 from bn_zoo.runs.files import WRITE_ERRORS
 
 _TMP_PREFIX = ".tmp-"
@@ -410,7 +411,8 @@ def export_model_file(model_file, export_dir, class_names=None, **kwargs):
         FileNotFoundError: no such file.
         ValueError: a file that is not a `.keras` model file, or one Keras
             cannot load (e.g. a custom layer whose module was not imported);
-            see `export_model`.
+            one that fails its checksum file (`<file>.sha256`, if any) or
+            holds NaN or Inf (`CorruptWeightsError`); see `export_model`.
     """
     formats.check_format(kwargs.get("format", formats.SAVED_MODEL), kwargs.get("quantize"))
     formats.require_runtime(kwargs.get("format", formats.SAVED_MODEL))
@@ -429,6 +431,8 @@ def load_model_file(model_file):
 
     Raises:
         FileNotFoundError, ValueError: see `export_model_file`.
+        CorruptWeightsError: (a ValueError) the file fails its checksum file
+            (`<file>.sha256`, if there is one) or its weights hold NaN or Inf.
     """
     import keras
 
@@ -444,14 +448,21 @@ def load_model_file(model_file):
                 "--weights=FILE." if path.endswith(".weights.h5") else "")
         raise ValueError(f"Model file '{path}' is not a .keras file (model.save("
                          f"'model.keras') writes one).{hint}")
+    weights_files.verify_checksum(path)  # `<file>.sha256` beside it, if any.
     try:
-        return keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # Keras raises TypeError, ValueError, zipfile errors.
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
             f"Cannot load model file '{path}': {first} If it holds layers of your own, "
             "import the module that registers them (keras.saving."
             "register_keras_serializable) before exporting.") from error
+    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as scratch:
+        if "model.weights.h5" in archive.namelist():  # Keras 3's weights in a .keras zip.
+            weights_files.check_finite(archive.extract("model.weights.h5", scratch),
+                                       weights_files.variable_names(model),
+                                       source=f"the model file '{path}'")
+    return model
 
 
 def _check_options(export_dir, kwargs, calibration_steps):
@@ -475,8 +486,9 @@ def workdir_model_name(workdir):
             f"'{path}' not found: '{workdir}' is not a training workdir "
             "(python -m trainers.train writes config.json there)."
         )
-    with open(path, encoding="utf-8") as f:
-        config = json.load(f)
+    from bn_zoo import runs
+
+    config = runs.RunDir(workdir).read_config()  # A torn one: TornFileError, one line.
     name = config.get("model")
     if isinstance(name, dict):
         name = name.get("name")

@@ -9,6 +9,8 @@
       checkpoints/          ckpt-<step>.{index,data-*} (tf.train.CheckpointManager)
       population/           ckpt-<step>: the model with Algorithm 2's statistics
       tensorboard/          event files (train/ and eval/)
+      run.lock              while a run trains: its host, pid and start time
+                            (a flock keeps a second run out: `RunDir.lock`)
 
 The trainer writes it; export, evaluation and the paper's tools read it
 through this package alone:
@@ -23,7 +25,9 @@ through this package alone:
 
 Which checkpoint is restored is decided in one place,
 `restore_newest_readable`: the newest that can be read. Files are written
-atomically (`atomic_write`, `write_json`, `write_csv`).
+atomically (`atomic_write`, `write_json`, `write_csv`); a file found torn
+anyway (a config.json that does not parse, a metrics row cut short) is a
+`TornFileError` (a `WorkdirError`) naming the file and the fix.
 
 This package sits between the models and the trainer: it imports
 `bn_zoo.models` and `bn_zoo.population`, and nothing of `bn_zoo.training`.
@@ -53,11 +57,13 @@ from bn_zoo.runs.run_dir import (
     CONFIG_FILE,
     FINAL_FILE,
     LABELS_FILE,
+    LOCK_FILE,
     METRICS_FILE,
     POPULATION_DIR,
     TENSORBOARD_DIR,
     MetricsLog,
     RunDir,
+    TornFileError,
     WorkdirError,
     model_name,
     read_class_names,
@@ -73,6 +79,7 @@ __all__ = [
     "CONFIG_FILE",
     "FINAL_FILE",
     "LABELS_FILE",
+    "LOCK_FILE",
     "METRICS_FILE",
     "POPULATION_DIR",
     "TENSORBOARD_DIR",
@@ -80,6 +87,7 @@ __all__ = [
     "MetricsLog",
     "Restored",
     "RunDir",
+    "TornFileError",
     "WorkdirError",
     "atomic_write",
     "build_model",

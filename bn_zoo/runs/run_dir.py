@@ -12,9 +12,17 @@
       population/        ckpt-<step>: the model with Algorithm 2's population
                          statistics of the end of the run (population_batches)
       tensorboard/       event files (train/ and eval/)
+      run.lock           while a run trains: the host, pid and start time of
+                         its process, which holds a flock on it
+                         (`bn_zoo.runs.lock`); removed at its end
 
-Only the chief process of a multi-worker run writes these files; every write
-is atomic (`bn_zoo.runs.files`).
+Only the chief process of a multi-worker run writes these files, and only
+while it holds `run.lock`: a second run on the directory is refused. Every
+write of config.json, metrics.csv, final.json and labels.txt is atomic
+(`bn_zoo.runs.files`); a write that fails (a full disk) leaves the file as it
+was. A file found torn anyway (a JSON file that does not parse, a metrics row
+cut short) is a `TornFileError` naming it and the fix; the trainer's rerun
+repairs what it can (`MetricsLog` drops a cut-short last row).
 """
 
 import csv
@@ -24,6 +32,9 @@ import os
 import shutil
 
 from bn_zoo.runs import files
+from bn_zoo.runs import lock as lock_lib
+from bn_zoo.runs.files import TornFileError, WorkdirError  # noqa: F401 - re-exported
+from bn_zoo.runs.lock import LOCK_FILE
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
@@ -33,11 +44,13 @@ CHECKPOINTS_DIR = "checkpoints"
 POPULATION_DIR = "population"
 TENSORBOARD_DIR = "tensorboard"
 
-
-class WorkdirError(ValueError):
-    """The run directory (`--workdir`) cannot be used: it is not a run, has no
-    checkpoint, none of its checkpoints can be read, or it holds a run that
-    the command cannot continue."""
+# The fixes a TornFileError of each file names.
+_RETRAIN = ("Rerun the command that trained the run (python -m trainers.train with its "
+            "--config and --workdir): it resumes from the newest checkpoint and")
+CONFIG_FIX = f"{_RETRAIN} writes {CONFIG_FILE} again."
+FINAL_FIX = f"{_RETRAIN} writes {FINAL_FILE} again."
+METRICS_TORN_FIX = (f"{_RETRAIN} drops the cut row, or delete that line.")
+METRICS_FIX = "Fix or delete that line."
 
 
 class RunDir:
@@ -74,18 +87,41 @@ class RunDir:
         return self.file(TENSORBOARD_DIR)
 
     def read_config(self):
-        """The run's config.json as a dict, or None if there is none."""
-        return files.read_json(self.file(CONFIG_FILE))
+        """The run's config.json as a dict, or None if there is none.
+
+        Raises:
+            TornFileError: it does not parse (naming the file and the fix)."""
+        return files.read_json(self.file(CONFIG_FILE), CONFIG_FIX)
 
     saved_config = read_config
 
     def read_final(self):
-        """The run's final.json as a dict, or None (an unfinished run)."""
-        return files.read_json(self.file(FINAL_FILE))
+        """The run's final.json as a dict, or None (an unfinished run).
+
+        Raises:
+            TornFileError: it does not parse (naming the file and the fix)."""
+        return files.read_json(self.file(FINAL_FILE), FINAL_FIX)
 
     def read_metrics(self):
-        """The rows of metrics.csv, sorted by step (none without the file)."""
-        return sorted(files.read_csv(self.file(METRICS_FILE)), key=lambda r: r["step"])
+        """The rows of metrics.csv, sorted by step (none without the file).
+
+        Raises:
+            TornFileError: a row is cut short or malformed (naming the file,
+                the line and the fix)."""
+        path = self.file(METRICS_FILE)
+        table = files.parse_csv(path)
+        if table.problem is not None:
+            raise TornFileError(path, table.problem,
+                                METRICS_TORN_FIX if table.torn_tail else METRICS_FIX)
+        return sorted(table.rows, key=lambda r: r["step"])
+
+    def lock(self):
+        """The run's lock (`bn_zoo.runs.lock.RunLock`, a context manager):
+        held by the process that writes the run, from before its first write
+        to its end; a no-op lock for the other workers of a multi-worker run.
+        Its `acquire` raises WorkdirError, naming the holder, while another
+        live process holds it."""
+        return lock_lib.RunLock(self.path) if self.chief else lock_lib.NoLock()
 
     def has_checkpoint(self):
         """Whether `checkpoints/` names a checkpoint (CheckpointManager's state)."""
@@ -113,18 +149,22 @@ class RunDir:
 
     def roll_back(self, footprint):
         """Removes what a run that saved no checkpoint created: the directory if
-        it did not exist (`footprint` None), else the entries it added."""
+        it did not exist (`footprint` None), else the entries it added. The
+        lock file stays for its holder to remove (`RunLock.release`, which
+        then removes the directory it created)."""
         if not self.chief or self.has_checkpoint() or not os.path.isdir(self.path):
             return
-        if footprint is None:
-            shutil.rmtree(self.path, ignore_errors=True)
-            return
-        for name in set(os.listdir(self.path)) - footprint:
+        for name in set(os.listdir(self.path)) - (footprint or set()) - {LOCK_FILE}:
             path = self.file(name)
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 os.remove(path)
+        if footprint is None:
+            try:
+                os.rmdir(self.path)  # Held by no lock: nothing is left in it.
+            except OSError:
+                pass
 
     def start_afresh(self):
         """Removes the metrics and TensorBoard events of a run that stopped
@@ -161,6 +201,7 @@ def read_config(run_dir):
 
     Raises:
         WorkdirError: `run_dir` has no config.json (it is not a run directory).
+        TornFileError: its config.json does not parse.
     """
     run = RunDir(run_dir)
     config = run.read_config()
@@ -172,13 +213,21 @@ def read_config(run_dir):
 
 
 def read_final(run_dir):
-    """The final.json of a run directory, or None if the run has not finished."""
+    """The final.json of a run directory, or None if the run has not finished.
+
+    Raises:
+        TornFileError: its final.json does not parse.
+    """
     return RunDir(run_dir).read_final()
 
 
 def read_metrics(run_dir):
     """The metrics.csv rows of a run directory (dicts of floats, `step` an
-    int, empty cells NaN), sorted by step; no rows without the file."""
+    int, empty cells NaN), sorted by step; no rows without the file.
+
+    Raises:
+        TornFileError: a row is cut short or malformed.
+    """
     return RunDir(run_dir).read_metrics()
 
 
@@ -277,19 +326,33 @@ class MetricsLog:
     twice or is skipped; a run with no checkpoint to resume starts the file
     afresh (`truncate(-1)`). Rows read from the file are written back as
     they were (an empty cell stays empty).
+
+    Reading happens here, writing at `truncate` and `append`: a file whose
+    last row is cut short (`files.parse_csv`) loses that row at the first
+    write (`dropped` says what it was), one with a malformed row elsewhere
+    is refused here.
+
+    Raises:
+        TornFileError: a malformed row that is not the cut-short last one.
     """
 
     def __init__(self, path, columns, chief=True):
         self.path = path
         self.columns = list(columns)
         self.chief = chief
-        self.rows = files.read_csv(path)
-        self._lines = _data_lines(path)  # The text of each row read.
+        table = files.parse_csv(path)
+        self.dropped = None  # What was wrong with a cut-short last row dropped.
+        if table.problem is not None:
+            if not table.torn_tail:
+                raise TornFileError(path, table.problem, METRICS_FIX)
+            self.dropped = table.problem
+        self.rows = table.rows
+        self._lines = table.lines  # The text of each row read.
 
     def truncate(self, step):
-        """Drops the rows after `step`."""
+        """Drops the rows after `step` (and a cut-short last row)."""
         kept = [i for i, r in enumerate(self.rows) if r["step"] <= step]
-        if len(kept) != len(self.rows):
+        if len(kept) != len(self.rows) or self.dropped is not None:
             self.rows = [self.rows[i] for i in kept]
             self._lines = [self._lines[i] for i in kept]
             self._write()
@@ -307,11 +370,3 @@ class MetricsLog:
         if self.chief:
             files.atomic_write(self.path, ",".join(self.columns) + "\n" + "".join(self._lines))
 
-
-def _data_lines(path):
-    """The text of each data row of a CSV file (none if it is absent)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        lines = f.read().splitlines(keepends=True)[1:]
-    return [line if line.endswith("\n") else line + "\n" for line in lines if line.strip()]

@@ -59,7 +59,8 @@ class Checkpointer:
             self.checkpoint, self.directory, self._model)
 
     def save(self, step):
-        """Saves `ckpt-<step>`; returns its path.
+        """Saves `ckpt-<step>`; returns its path (on every worker, the chief's
+        copy: the others' scratch copies are removed).
 
         Raises:
             DiskFullError: the file system is full; the temporary files of
@@ -83,6 +84,8 @@ class Checkpointer:
         finally:
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
+        if self._scratch is not None:
+            path = os.path.join(self.directory, os.path.basename(path))
         return path
 
     @property

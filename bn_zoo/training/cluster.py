@@ -5,11 +5,16 @@ TPU connection for the TPU, without a deadline; meanwhile TensorFlow may
 hold the Python interpreter and replace the SIGTERM handler with one that
 only logs `SIGTERM caught`. `deadline` bounds that wait (`--cluster_timeout`)
 and lets SIGTERM and SIGINT end it; `tf_config_peers` refuses a malformed
-`TF_CONFIG` before anything connects.
+`TF_CONFIG` before anything connects. Once connected, a worker that dies
+(SIGKILL, a crash) makes TensorFlow abort the others' collective ops within
+seconds (its coordination service watches heartbeats); `lost_workers` turns
+that error into one that names the worker.
 """
 
+import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -168,3 +173,51 @@ class deadline:
             signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGTERM))
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
         return False
+
+
+# A task in TensorFlow's messages: /job:worker/replica:0/task:1.
+_TASK_NAME = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")
+# What TensorFlow's UnavailableError says when a peer stopped answering
+# (its heartbeats, or the coordination service it ran), as opposed to, e.g.,
+# an unavailable file system.
+_LOST_PEER = ("Collective ops is aborted", "coordination service", "heartbeat")
+
+
+def lost_worker_error(error):
+    """A ClusterError naming the `TF_CONFIG` worker(s) that `error` (a
+    `tf.errors.UnavailableError` that aborted this worker's collective ops)
+    says stopped answering; None if `error` is not that."""
+    text = getattr(error, "message", None) or str(error)
+    if not isinstance(error, tf.errors.UnavailableError) or not any(
+            marker in text for marker in _LOST_PEER):
+        return None
+    try:
+        peers = dict(tf_config_peers())
+    except ConfigError:
+        return None
+    if not peers:
+        return None
+    named = []
+    for job, index in _TASK_NAME.findall(text):
+        description = f"{job} {int(index)}"
+        if description in peers and description not in named:  # Not this task.
+            named.append(description)
+    lost = (", ".join(f"{d} of TF_CONFIG at {peers[d]}" for d in named)
+            or "another worker of TF_CONFIG")
+    return ClusterError(
+        f"Lost contact with {lost}: it stopped answering (killed, crashed or "
+        "unreachable), so this worker stopped too. Restart every "
+        "worker with the same command to resume from the newest checkpoint.")
+
+
+@contextlib.contextmanager
+def lost_workers():
+    """Raises `lost_worker_error`'s ClusterError in place of TensorFlow's
+    error for a peer that stopped answering (other errors pass unchanged)."""
+    try:
+        yield
+    except tf.errors.UnavailableError as error:
+        lost = lost_worker_error(error)
+        if lost is None:
+            raise
+        raise lost from error

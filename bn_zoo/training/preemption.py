@@ -13,8 +13,9 @@ at once, as it would without the watcher.
 the run's step, adds its own counter to every checkpoint, restores in its
 constructor, exits the process itself and ignores SIGINT. Outside Google's
 platforms it watches SIGTERM with a Python signal handler like this one. The
-workers of a multi-worker run agree on the stop with one all-reduce of the
-flag per loop (`any_worker`).
+workers of a multi-worker run agree on the stop, and on the signal, with one
+all-reduce per loop (`any_worker`): all save the checkpoint at the same step
+(saving is collective) and stop.
 """
 
 import signal
@@ -56,11 +57,24 @@ class Watcher:
         return False
 
 
-def any_worker(strategy, flag):
-    """Whether `flag` is true on any worker of `strategy` (one all-reduce in
-    multi-worker mode; `flag` itself otherwise)."""
+def any_worker(strategy, received):
+    """The signal that stopped any worker of `strategy`, or None.
+
+    Args:
+        strategy: The run's `tf.distribute.Strategy`.
+        received: This worker's `Watcher.received` (a signal of `SIGNALS`,
+            or None).
+
+    Returns:
+        `received` itself outside multi-worker mode; there, after one
+        all-reduce over the workers, SIGTERM if any worker received it, else
+        SIGINT if any did, else None: a worker that received nothing learns
+        which signal its peer got (for its message and exit code).
+    """
     if not strategy.extended._in_multi_worker_mode():  # pylint: disable=protected-access
-        return bool(flag)
-    value = tf.constant(1.0 if flag else 0.0)
-    per_replica = strategy.run(lambda: tf.identity(value))
-    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None) > 0)
+        return received
+    # One count per signal: strategy.reduce has SUM and MEAN, not MAX.
+    flags = tf.constant([1.0 if received == signum else 0.0 for signum in SIGNALS])
+    per_replica = strategy.run(lambda: tf.identity(flags))
+    counts = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy()
+    return next((signal.Signals(s) for s, n in zip(SIGNALS, counts) if n > 0), None)

@@ -11,6 +11,16 @@ are finite, log, evaluate (append a metrics row), checkpoint. A run killed
 after the evaluation of s but before its checkpoint resumes from an earlier
 checkpoint and drops the rows after it, so every evaluation step appears once.
 
+The order of a run's writes: it locks the workdir (`run.lock`: a second run
+on it is refused, naming the first's host and pid), then makes every read
+and check that can refuse it (config.json, final.json, the checkpoint, the
+data, metrics.csv, the event files), then writes. A file found torn is
+repaired, not refused: a config.json that does not parse is written again
+from this run's config, a metrics row cut short is dropped (and its step
+evaluated again if the run resumes there), an event file's torn last record
+is cut off. A write that fails (a full disk) is one `DiskFullError` naming
+the file, with nothing left half-written.
+
 A fresh run starts from `config.model.weights` if set (`warm_start`: the
 backbone loaded, a head of another class count built new); a resumed one
 from its checkpoint alone. `config.model.freeze` freezes the backbone or the
@@ -31,6 +41,7 @@ GCS); only the chief writes config, metrics, summaries and final.json.
 
 import contextlib
 import copy
+import errno
 import functools
 import math
 import os
@@ -43,13 +54,15 @@ from absl import logging
 from bn_zoo import population, runs
 from bn_zoo.models import preprocess_input
 from bn_zoo.training import checkpoints as checkpoints_lib
+from bn_zoo.training import cluster
 from bn_zoo.training import config as config_lib
 from bn_zoo.training import console, freezing, inputs, modeling, optimizers, preemption
 from bn_zoo.training import progress, steps, warm_start
 from bn_zoo.training import summaries
 from bn_zoo.training import strategy as strategy_lib
 from bn_zoo.training import workdir as workdir_lib
-from bn_zoo.training.errors import ConfigError, NonFiniteLossError, Preempted, WorkdirError
+from bn_zoo.training.errors import (ConfigError, DiskFullError, NonFiniteLossError, Preempted,
+                                   TrainingError, WorkdirError)
 
 BASE_COLUMNS = ("step", "train_loss", "train_accuracy", "eval_loss", "eval_accuracy",
                 "eval_top5_accuracy", "learning_rate")
@@ -155,10 +168,9 @@ class _Run:
         if self.probe is not None:
             row.update(self.probe())
         self.metrics.append(row)
-        with self.writer.as_default():
-            for key, value in row.items():
-                if key.startswith(("eval_", "probe_")):  # train/* come from _log.
-                    summaries.scalar(key.replace("_", "/", 1), value, step)
+        self.writer.scalars({key.replace("_", "/", 1): value for key, value in row.items()
+                             if key.startswith(("eval_", "probe_"))},  # train/*: _log.
+                            step)
         self._evaluated = True
         logging.info("%s", progress.evaluation_line(
             row, self.config.num_train_steps, interval.start, time.perf_counter() - start))
@@ -167,11 +179,10 @@ class _Run:
     def _log(self, step, interval, steps_per_second):
         means = interval.means()
         lr = optimizers.current_learning_rate(self.optimizer)
-        with self.writer.as_default():
-            summaries.scalar("train/loss", means["train_loss"], step)
-            summaries.scalar("train/accuracy", means["train_accuracy"], step)
-            summaries.scalar("train/learning_rate", lr, step)
-            summaries.scalar("train/steps_per_second", steps_per_second, step)
+        self.writer.scalars({"train/loss": means["train_loss"],
+                             "train/accuracy": means["train_accuracy"],
+                             "train/learning_rate": lr,
+                             "train/steps_per_second": steps_per_second}, step)
         logging.info("%s", progress.training_line(
             step, self.config.num_train_steps, interval.start, means, lr, steps_per_second,
             self.eta.seconds_left(step)))
@@ -261,30 +272,67 @@ class _Run:
         if self.freeze.active:
             logging.info("%s", self.freeze.describe())
         iterator = self._train_iterator(step)  # Before any write: it checks the split.
+        # Every read that can refuse the run comes before its first write: a
+        # resumed run's metrics.csv (a malformed row) and event files.
+        rewrites, again = [], False
+        if restored:
+            self.metrics = runs.MetricsLog(
+                workdir.file(runs.METRICS_FILE), self._columns(), chief=workdir.chief)
+            if self.metrics.dropped:
+                logging.info("%s %s (a run killed, or a disk filled, while writing it): "
+                             "this run drops that line.", self.metrics.path,
+                             self.metrics.dropped)
+            again = self._row_missing(step)
+            # The points at `step` this run writes again: its evaluation's, or
+            # those of the end of the run.
+            rewritten = (("eval/", "probe/") if again else
+                         ("eval/accuracy_population", "eval/loss_population")
+                         if step == config.num_train_steps else ())
+            if workdir.chief:
+                rewrites = summaries.plan_drop_after(workdir.tensorboard, step, rewritten)
         logging.info("Built in %s.", console.duration(time.perf_counter() - self._built))
         logging.info("%s", progress.legend(config, self.data, self.probe))
         if not restored:  # Leftovers of a run stopped before its first checkpoint go.
             workdir.start_afresh()
+            self.metrics = runs.MetricsLog(
+                workdir.file(runs.METRICS_FILE), self._columns(), chief=workdir.chief)
         workdir.write_config(config)
         self._write_class_names()
-        self.metrics = runs.MetricsLog(
-            workdir.file(runs.METRICS_FILE), self._columns(), chief=workdir.chief)
         self.metrics.truncate(step)
-        if workdir.chief:
-            summaries.drop_after(workdir.tensorboard, step)
-        self.writer = (tf.summary.create_file_writer(workdir.tensorboard) if workdir.chief
-                       else tf.summary.create_noop_writer())
+        for rewrite in rewrites or ():
+            if rewrite.describe():
+                logging.info("%s", rewrite.describe())
+            rewrite.apply()
+        self.writer = summaries.Writer(workdir.tensorboard if workdir.chief else None)
         try:
             with preemption.Watcher() as watcher:
-                if not restored:
+                if not restored or again:
                     # A checkpoint at s is saved after the evaluation at s, so only a
-                    # fresh run evaluates its starting point. (Deciding from the step
-                    # alone keeps the workers of a multi-worker run in step.)
+                    # fresh run evaluates its starting point, and a resumed one whose
+                    # row of s was dropped. (Deciding from the step and the metrics
+                    # file keeps the workers of a multi-worker run in step.)
                     self._evaluate(step, _Interval(step))
                 self._train_until_end(step, iterator, watcher, restored)
-            return self._finish()
-        finally:
-            self.writer.close()
+            final = self._finish()
+        except BaseException:
+            self.writer.close_quietly()  # The error on its way up is the one to report.
+            raise
+        self.writer.close()  # Before final.json: a finished run has all its events.
+        if workdir.chief:
+            runs.write_json(workdir.file(runs.FINAL_FILE), final)
+        return final
+
+    def _row_missing(self, step):
+        """Whether a resumed run's metrics lack the evaluation at `step` (its
+        cut-short row was dropped): it evaluates `step` again (the weights
+        are those the checkpoint saved right after that evaluation)."""
+        config = self.config
+        evaluates = step > 0 and _at(step, config.eval_every_steps, config)
+        if not evaluates or any(row["step"] == step for row in self.metrics.rows):
+            return False
+        logging.info("%s has no row for step %d: evaluating it again (its train_* cells "
+                     "stay empty).", self.metrics.path, step)
+        return True
 
     def _train_iterator(self, step):
         """The training batches from `step` on (None at the end); a ConfigError
@@ -300,11 +348,12 @@ class _Run:
                 f"{error} Nothing was written. Use a larger config.data.train_split or a "
                 "smaller config.global_batch_size.") from error
 
-    def _stop(self, step, watcher, saved):
-        """Saves a checkpoint at `step` (unless there is one) and raises Preempted."""
-        signum = watcher.received or preemption.signal.SIGTERM  # A peer's signal.
-        logging.info("%s received: saving a checkpoint at step %d (send it again to stop "
-                     "at once).", signum.name, step)
+    def _stop(self, step, signum, watcher, saved):
+        """Saves a checkpoint at `step` (unless there is one) and raises
+        Preempted; `signum` is the signal this worker or a peer received."""
+        by = "" if watcher.received else " by another worker"
+        logging.info("%s received%s: saving a checkpoint at step %d (send it again to stop "
+                     "at once).", signum.name, by, step)
         path = saved if saved and saved.endswith(f"-{step}") else self.checkpointer.save(step)
         raise Preempted(
             f"Stopped by {signum.name} at step {step} of {self.config.num_train_steps}: "
@@ -317,8 +366,9 @@ class _Run:
         log_steps = 0
         traced = set()  # The phases (frozen or not) whose step is traced.
         while step < config.num_train_steps:
-            if preemption.any_worker(self.strategy, watcher.received):
-                self._stop(step, watcher, saved)
+            received = preemption.any_worker(self.strategy, watcher.received)
+            if received:
+                self._stop(step, received, watcher, saved)
             end = _next_boundary(step, config, self.freeze)
             frozen = self.freeze.frozen_at(step)
             if self.freeze.active and self.freeze.state is not None and \
@@ -360,7 +410,8 @@ class _Run:
     def _finish(self):
         """Final evaluation; Algorithm 2's population statistics if asked,
         saved apart from the training checkpoints (`population/`), which
-        keep the moving averages a resumed or extended run continues from."""
+        keep the moving averages a resumed or extended run continues from.
+        Returns final.json's contents (`train` writes it)."""
         config = self.config
         last = self.metrics.rows[-1] if self.metrics.rows else {}
         final = {
@@ -396,19 +447,15 @@ class _Run:
                 self.workdir, self.strategy, 1, directory=self.workdir.population,
                 model=self.model).save(config.num_train_steps)
             final["population_checkpoint"] = os.path.relpath(kept, self.workdir.path)
-            with self.writer.as_default():  # Beside eval/accuracy, the moving averages'.
-                summaries.scalar("eval/accuracy_population", result["eval_accuracy"],
-                                 config.num_train_steps)
-                summaries.scalar("eval/loss_population", result["eval_loss"],
-                                 config.num_train_steps)
+            self.writer.scalars({  # Beside eval/accuracy, the moving averages'.
+                "eval/accuracy_population": result["eval_accuracy"],
+                "eval/loss_population": result["eval_loss"]}, config.num_train_steps)
             logging.info("Population statistics from %d batches in %s: eval_accuracy "
                          "%.4f with the moving averages, %.4f with the population "
                          "statistics (the final result).",
                          config.population_batches,
                          console.duration(time.perf_counter() - start),
                          final["eval_accuracy_moving"], final["eval_accuracy_population"])
-        if self.workdir.chief:
-            runs.write_json(self.workdir.file(runs.FINAL_FILE), final)
         return final
 
 
@@ -463,9 +510,14 @@ def train(config, workdir, connect_timeout=None):
 
     Raises:
         ConfigError, WorkdirError, DataError, ClusterError: before anything
-            is written.
+            is written (a WorkdirError also when another live process trains
+            in `workdir`: its lock `run.lock` names that process).
         NonFiniteLossError: the loss diverged; the last good checkpoint is kept.
-        DiskFullError: a checkpoint could not be written for lack of space.
+        DiskFullError: a file of the run (a checkpoint, config.json,
+            metrics.csv, labels.txt, final.json, an event file, run.lock)
+            could not be written for lack of space; it is named, and nothing
+            is left half-written (WorkdirError for a file system that turned
+            read-only).
         Preempted: SIGTERM or SIGINT; a checkpoint was saved first.
     A run that fails before its first checkpoint removes what it wrote.
     """
@@ -484,8 +536,56 @@ def train(config, workdir, connect_timeout=None):
     strategy_lib.per_replica_batch_size(config.eval_batch_size, strategy, "eval_batch_size")
     strategy_lib.warn_if_bfloat16_is_emulated(config.mixed_precision, strategy)
     workdir = workdir_lib.Workdir(workdir, chief=strategy_lib.is_chief(strategy))
-    workdir.check_config(_with_recorded_classes(config, workdir.read_config()))
     workdir.check_writable()
+    footprint = workdir.footprint()
+    try:
+        with workdir.lock():  # The first write: a workdir a live run holds is refused.
+            try:
+                return _train_locked(config, strategy, workdir)
+            except BaseException:
+                workdir.roll_back(footprint)  # Only if no checkpoint was saved.
+                raise
+    except OSError as error:
+        failure = _write_failure(error, workdir)
+        if failure is None:
+            raise
+        raise failure from error
+
+
+def _write_failure(error, workdir):
+    """The one-line error of a write that failed (`error`, an OSError whose
+    `filename` names the file: a full disk, a file system turned read-only),
+    or None if `error` is no such failure (or already one of ours)."""
+    if isinstance(error, TrainingError) or error.errno not in runs.WRITE_ERRORS:
+        return None
+    path = error.filename or workdir.path
+    inside = os.path.abspath(os.fspath(path)).startswith(workdir.path + os.sep)
+    if error.errno in (errno.EACCES, errno.EPERM) and not inside:
+        return None  # A file the run reads (its data), not one it writes.
+    latest = tf.train.latest_checkpoint(workdir.checkpoints)
+    if latest:
+        kept, rerun = f"the newest checkpoint {latest} is kept", "to resume"
+    else:
+        kept, rerun = "no checkpoint was saved", "to start again"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        kind, fix = DiskFullError, "Free some space"
+    else:  # The file system turned read-only, or the directory unwritable.
+        kind, fix = WorkdirError, f"Make {workdir.path} writable again"
+    return kind(f"Could not write {path} ({error.strerror}); nothing is left half-written "
+                f"and {kept}. {fix} and rerun the same command {rerun}.")
+
+
+def _has_torn_ends(workdir):
+    """Whether a finished run's metrics.csv or an event file ends in a record
+    cut short: the rerun then repairs them rather than returning at once."""
+    metrics = runs.MetricsLog(workdir.file(runs.METRICS_FILE), BASE_COLUMNS, chief=False)
+    return bool(metrics.dropped) or any(
+        summaries.read_events(path)[1] for path in summaries.event_files(workdir.tensorboard))
+
+
+def _train_locked(config, strategy, workdir):
+    """`train` from its first read of the workdir, whose lock it holds."""
+    workdir.check_config(_with_recorded_classes(config, workdir.resume_config()))
     latest = runs.latest_step(workdir.checkpoints)
     if latest is not None and latest > config.num_train_steps:
         raise WorkdirError(
@@ -493,8 +593,9 @@ def train(config, workdir, connect_timeout=None):
             f"config.num_train_steps={config.num_train_steps}. Use a larger "
             "num_train_steps or a new --workdir."
         )
-    final = workdir.read_final()
-    if final and final.get("step") == config.num_train_steps == latest:
+    final = workdir.resume_final()
+    if final and final.get("step") == config.num_train_steps == latest and \
+            not workdir.config_torn and not _has_torn_ends(workdir):
         logging.info("%s is already complete at step %d.", workdir.path, latest)
         return final
     logging.info("Training %s for %d steps with %s (%d replica%s), global batch %d, in %s.",
@@ -513,10 +614,6 @@ def train(config, workdir, connect_timeout=None):
         logging.info("The data has %d classes: model.kwargs.classes=%d.", classes, classes)
         workdir.check_config(config)
     keras.utils.set_random_seed(config.seed)
-    footprint = workdir.footprint()
-    try:
-        with _dtype_policy(config.mixed_precision), inputs.named_data_errors():
-            return _Run(config, strategy, data, workdir).train()
-    except BaseException:
-        workdir.roll_back(footprint)  # Only if no checkpoint was saved.
-        raise
+    with _dtype_policy(config.mixed_precision), inputs.named_data_errors(data), \
+            cluster.lost_workers():
+        return _Run(config, strategy, data, workdir).train()

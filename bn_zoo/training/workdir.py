@@ -9,6 +9,8 @@ imports (`bn_zoo.training.workdir.atomic_write`, `.read_csv`, `.MetricsLog`,
 
 import os
 
+from absl import logging
+
 from bn_zoo.runs.files import (  # noqa: F401 - re-exported
     WRITE_ERRORS,
     atomic_write,
@@ -23,17 +25,58 @@ from bn_zoo.runs.run_dir import (  # noqa: F401 - re-exported
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     FINAL_FILE,
+    LOCK_FILE,
     METRICS_FILE,
     TENSORBOARD_DIR,
     MetricsLog,
     RunDir,
+    TornFileError,
     WorkdirError,
 )
 from bn_zoo.training import config as config_lib
 
 
 class Workdir(RunDir):
-    """A run directory about to be trained in (see `bn_zoo.runs.RunDir`)."""
+    """A run directory about to be trained in (see `bn_zoo.runs.RunDir`).
+
+    A torn config.json or final.json (which readers refuse) does not stop the
+    trainer: `resume_config` and `resume_final` say so in one line and treat
+    the file as absent, and the run writes it again once it has started.
+    """
+
+    _UNREAD = object()
+
+    def __init__(self, path, chief=True):
+        super().__init__(path, chief)
+        self._saved = self._UNREAD
+        self.config_torn = False
+
+    def resume_config(self):
+        """The saved config.json as a dict; None if absent, or torn (logged,
+        and `config_torn` set). Read once: the run holds the lock."""
+        if self._saved is self._UNREAD:
+            try:
+                self._saved = self.read_config()
+            except TornFileError as error:
+                self._saved, self.config_torn = None, True
+                if self.has_checkpoint():
+                    what = ("this run resumes from the newest checkpoint with the config of "
+                            "this command (it must be the run's own: it is not checked)")
+                else:
+                    what = "this run has no checkpoint to resume and starts afresh"
+                logging.info("%s %s: %s, and writes %s again once it has started.",
+                             error.path, error.problem, what, CONFIG_FILE)
+        return self._saved
+
+    def resume_final(self):
+        """The saved final.json as a dict; None if absent, or torn (logged:
+        the run then finishes again and writes it anew)."""
+        try:
+            return self.read_final()
+        except TornFileError as error:
+            logging.info("%s %s: the run finishes again and writes it anew.", error.path,
+                         error.problem)
+            return None
 
     def check_config(self, config):
         """Raises WorkdirError if the workdir holds a run of another config.
@@ -43,8 +86,10 @@ class Workdir(RunDir):
         the workdir has no checkpoint (a run stopped before its first one
         left nothing to resume; the new run starts afresh).
         """
-        saved = self.read_config()
+        saved = self.resume_config()
         if saved is None:
+            if self.config_torn:
+                return  # Said in resume_config; the checkpoint restore checks shapes.
             if os.path.isdir(self.checkpoints) and os.listdir(self.checkpoints):
                 raise WorkdirError(
                     f"{self.path} has checkpoints but no {CONFIG_FILE}, so it cannot "
