@@ -43,6 +43,7 @@ SCANNED = ("bn_zoo", "trainers", "configs")
 # Floor of each first-level name under bn_zoo (and of the top-level folders).
 FLOORS = {
     "bn_zoo._deprecation": 0,
+    "bn_zoo.import_paths": 0,
     "bn_zoo.layers": 1,
     "bn_zoo.data": 2,
     "bn_zoo.population": 3,

@@ -41,8 +41,9 @@ every run and resume; the import path works in any process.
 """
 
 import dataclasses
-import importlib
 import inspect
+
+from bn_zoo import import_paths
 
 # bn_zoo's own sources; `register_data_source` refuses these names.
 BUILTIN_NAMES = ("image_folder", "imagenet", "mnist", "mnist_inception", "tfds")
@@ -202,11 +203,11 @@ def get(name):
     if name in _SOURCES:
         return _SOURCES[name]
     if name in _LAZY_BUILTINS:
-        cls = _import(_LAZY_BUILTINS[name], name)
+        cls = import_paths.load(_LAZY_BUILTINS[name], "data source")
         _SOURCES[name] = cls
         return cls
     if is_import_path(name):
-        cls = _import(name, name)
+        cls = import_paths.load(name, "data source")
         if not inspect.isclass(cls):
             raise ValueError(f"Data source {name!r} is not a class: {cls!r}.")
         missing = missing_members(cls)
@@ -219,23 +220,6 @@ def get(name):
         f"Unknown data source {name!r}. Known: {', '.join(names())}. A source of your "
         "own: register it with @bn_zoo.register_data_source (in a module the config "
         "file imports) or name it by import path, 'package.module:Class'.")
-
-
-def _import(path, name):
-    module_name, _, qualname = path.partition(":")
-    if not module_name or not qualname:
-        raise ValueError(f"A data source's import path is 'package.module:Class'; got {name!r}.")
-    try:
-        target = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(
-            f"Cannot import module {module_name!r} of data source {name!r} ({error}). Put "
-            "its package on the Python path (e.g. PYTHONPATH).") from error
-    for attribute in qualname.split("."):
-        if not hasattr(target, attribute):
-            raise ValueError(f"Module {module_name!r} has no {qualname!r} (data source {name!r}).")
-        target = getattr(target, attribute)
-    return target
 
 
 def takes_model_input(cls):

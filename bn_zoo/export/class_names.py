@@ -34,7 +34,10 @@ import os
 
 from absl import logging
 
-LABELS_FILE = "labels.txt"
+from bn_zoo import runs
+from bn_zoo.runs import labels
+from bn_zoo.runs.labels import LABELS_FILE, labels_text  # noqa: F401 - re-exported
+
 METADATA_KEY = "class_names"
 
 
@@ -71,13 +74,7 @@ def check_class_names(class_names, num_classes, model_name="model", origin=None)
             f"{len(names)} class names for model '{model_name}', which has {num_classes} "
             f"outputs: give exactly one name per output column, in output order. "
             f"Received: {len(names)} names{source} ({_preview(names)}).")
-    for index, name in enumerate(names):
-        if not name.strip():
-            raise ValueError(f"Class name {index} is empty; every class needs a name. "
-                             f"Received: {name!r}")
-        if any(c in name for c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
-            raise ValueError(f"Class name {index} holds a line break, which labels.txt "
-                             f"(one name per line) cannot hold. Received: {name!r}")
+    labels.check_names(names)  # No empty name, none holding a line break.
     return names
 
 
@@ -99,28 +96,7 @@ def read_labels_file(path):
         raise FileNotFoundError(
             f"Class names file '{path}' does not exist; pass a text file with one "
             "class name per line, in output order.")
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError as error:
-        raise ValueError(f"Class names file '{path}' is not UTF-8 text ({error.reason} at "
-                         f"byte {error.start}); save it as UTF-8, one name per line.") from None
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise ValueError(f"Class names file '{path}' names no class; write one class name "
-                         "per line, in output order.")
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            raise ValueError(f"Line {number} of class names file '{path}' is blank; every "
-                             "output column needs a name (one per line, in output order).")
-    return tuple(lines)
-
-
-def labels_text(names):
-    """The text of labels.txt: one name per line, each ending in a newline."""
-    return "".join(f"{name}\n" for name in names)
+    return labels.read_labels(path)
 
 
 def write_labels_file(path, names):
@@ -146,8 +122,6 @@ def recorded_class_names(workdir, config=None):
     Raises:
         WorkdirError (a ValueError): a labels.txt that cannot be read.
     """
-    from bn_zoo import runs
-
     names = runs.read_class_names(workdir)
     if names:
         return tuple(names), f"'{os.path.join(workdir, runs.LABELS_FILE)}'"

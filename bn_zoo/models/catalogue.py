@@ -22,11 +22,11 @@ A builder that is not registered can be named by import path,
 import collections
 import dataclasses
 import fractions
-import importlib
 import inspect
 import os
 import pathlib
 
+from bn_zoo import import_paths
 from bn_zoo.models import labels
 from bn_zoo.models.input_scaling import PREPROCESSING_MODES, check_mode
 
@@ -671,20 +671,7 @@ def _resolved(info, weights_name):
 def import_builder(path):
     """The object at import path "package.module:function" (importing the
     module, which may register it); a ValueError that says what is missing."""
-    module_name, _, qualname = path.partition(":")
-    if not module_name or not qualname:
-        raise ValueError(f"A model's import path is 'package.module:function'; got {path!r}.")
-    try:
-        target = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(
-            f"Cannot import module {module_name!r} of model {path!r} ({error}). Put its "
-            "package on the Python path (e.g. PYTHONPATH).") from error
-    for attribute in qualname.split("."):
-        if not hasattr(target, attribute):
-            raise ValueError(f"Module {module_name!r} has no {qualname!r} (model {path!r}).")
-        target = getattr(target, attribute)
-    return target
+    return import_paths.load(path, "model")
 
 
 def _lookup(name):

@@ -31,7 +31,7 @@ import json
 import os
 import shutil
 
-from bn_zoo.runs import files
+from bn_zoo.runs import files, labels
 from bn_zoo.runs import lock as lock_lib
 from bn_zoo.runs.files import TornFileError, WorkdirError  # noqa: F401 - re-exported
 from bn_zoo.runs.lock import LOCK_FILE
@@ -39,7 +39,7 @@ from bn_zoo.runs.lock import LOCK_FILE
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 FINAL_FILE = "final.json"
-LABELS_FILE = "labels.txt"
+LABELS_FILE = labels.LABELS_FILE
 CHECKPOINTS_DIR = "checkpoints"
 POPULATION_DIR = "population"
 TENSORBOARD_DIR = "tensorboard"
@@ -231,16 +231,9 @@ def read_metrics(run_dir):
     return RunDir(run_dir).read_metrics()
 
 
-# Characters str.splitlines() breaks at: a class name must hold none of them.
-_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-
-
 def write_class_names(run_dir, class_names):
-    """Writes the run's class names to `RUN_DIR/labels.txt`, atomically.
-
-    The file holds one name per line, in output order (name i is the class
-    of output column i), UTF-8, each line ending in a newline: the format of
-    TFLite's label files and of the `labels.txt` every export carries.
+    """Writes the run's class names to `RUN_DIR/labels.txt`, atomically, in
+    the format of `bn_zoo.runs.labels` (one name per line, output order).
 
     Args:
         run_dir: The run directory (created if needed).
@@ -254,23 +247,9 @@ def write_class_names(run_dir, class_names):
         ValueError: no name, an empty name or one holding a line break;
             nothing is written.
     """
-    if isinstance(class_names, (str, bytes)) or not hasattr(class_names, "__iter__"):
-        raise TypeError("`class_names` must be a sequence of strings, one per output "
-                        f"column. Received: {class_names!r:.80}")
-    names = tuple(class_names)
-    if not names:
-        raise ValueError("`class_names` is empty; give one name per output column.")
-    for index, name in enumerate(names):
-        if not isinstance(name, str):
-            raise TypeError(f"Class name {index} must be a string. Received: {name!r} "
-                            f"({type(name).__name__}).")
-        if not name.strip():
-            raise ValueError(f"Class name {index} is empty; every class needs a name.")
-        if any(c in name for c in _LINE_BREAKS):
-            raise ValueError(f"Class name {index} holds a line break, which {LABELS_FILE} "
-                             f"(one name per line) cannot hold. Received: {name!r}")
+    names = labels.check_names(class_names)
     path = RunDir(run_dir).file(LABELS_FILE)
-    files.atomic_write(path, "".join(f"{name}\n" for name in names).encode("utf-8"))
+    files.atomic_write(path, labels.labels_text(names).encode("utf-8"))
     return path
 
 
@@ -286,21 +265,9 @@ def read_class_names(run_dir):
     if not os.path.isfile(path):
         return None
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            text = f.read()
-    except UnicodeDecodeError as error:
-        raise WorkdirError(f"{path} is not UTF-8 text ({error.reason} at byte "
-                           f"{error.start}); write one class name per line, UTF-8.") from None
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
-        raise WorkdirError(f"{path} names no class; write one class name per line.")
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            raise WorkdirError(f"Line {number} of {path} is blank; every output column "
-                               "needs a name (one per line, in output order).")
-    return tuple(lines)
+        return labels.read_labels(path)
+    except ValueError as error:
+        raise WorkdirError(str(error)) from None
 
 
 def model_name(run_dir):
