@@ -63,7 +63,7 @@ def test_cli_writes_weights_whose_end_points_and_logits_match_tf_slim(release, t
     output = tmp_path / "slim.weights.h5"
     done = commands.run("trainers.convert", ["--source=slim", f"--input={archive}",
                                              f"--output={output}", "--classes=1001"],
-                        timeout=None, tf_log_level=commands.INHERIT)
+                        timeout=600, tf_log_level=commands.INHERIT)
     assert done.returncode == 0, done.stderr
     args, kwargs = _printed_call(done.stdout)
     assert args == ["bn_inception"]

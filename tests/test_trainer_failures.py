@@ -395,7 +395,8 @@ def test_a_full_disk_stops_with_one_line_and_no_temporary_checkpoint(tmpfs):
     line = error_line(err)
     assert re.fullmatch(
         rf"ERROR \(DiskFullError\): Could not write checkpoint {disk}/run/checkpoints/"
-        r"ckpt-(\d+) \(.*\); its temporary files were removed and the newest checkpoint "
+        r"ckpt-(\d+) \(No space left on device\); its temporary files were removed and the "
+        r"newest checkpoint "
         rf"{disk}/run/checkpoints/ckpt-\d+ is kept\. Free some space and rerun the same "
         r"command to resume\.", line), line
     names = os.listdir(disk / "run" / "checkpoints")

@@ -7,6 +7,7 @@ so that existing imports keep working. A save that fails for lack of space
 removes its temporary files and keeps the previous checkpoints.
 """
 
+import errno
 import glob
 import os
 import shutil
@@ -76,7 +77,10 @@ class Checkpointer:
                 shutil.rmtree(temp, ignore_errors=True)
             latest = tf.train.latest_checkpoint(self.directory)
             kept = f"the newest checkpoint {latest} is kept" if latest else "no checkpoint was saved"
-            reason = str(error).strip().splitlines()[0]
+            # TensorFlow says only "... No space left on device [Op:SaveV2]"
+            # behind a graph-function prefix: name the cause as a plain write does.
+            reason = (error.strerror if isinstance(error, OSError)
+                      else os.strerror(errno.ENOSPC))
             raise DiskFullError(
                 f"Could not write checkpoint {os.path.join(save_dir, f'ckpt-{step}')} "
                 f"({reason}); its temporary files were removed and {kept}. Free some "
