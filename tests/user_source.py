@@ -60,3 +60,18 @@ class Incomplete:
     @staticmethod
     def default_config():
         return ml_collections.ConfigDict({"name": "user_source:Incomplete"})
+
+
+class SlowSquares(Squares):
+    """`Squares` that take a minute to load, saying so on stderr first (for a
+    signal sent while a command loads its data)."""
+
+    LOADING = "user_source.SlowSquares: loading"
+
+    def __init__(self, data, preprocess=None, model_input=None):
+        import sys
+        import time
+
+        print(self.LOADING, file=sys.stderr, flush=True)
+        time.sleep(60)
+        super().__init__(data, preprocess, model_input)

@@ -18,7 +18,9 @@ Importing this module imports neither TensorFlow nor Keras (`--help` answers
 before TensorFlow is imported).
 """
 
+import contextlib
 import re
+import signal
 import sys
 import traceback
 
@@ -104,6 +106,32 @@ def _message(error):
     return text.strip() or type(error).__name__
 
 
+class Terminated(BaseException):
+    """SIGTERM outside the training loop (where `bn_zoo.training.preemption`
+    saves a checkpoint first): while the command loads its data or builds
+    its model, exports, evaluates, or a second SIGTERM during training."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _terminated_as_exception():
+    """SIGTERM raises `Terminated` in the main thread (instead of ending the
+    process at once, without a word), so the command reports it in one line
+    and what it wrote before its first checkpoint is rolled back."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # Not the main thread: leave the signal as it is.
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def report_errors(fn):
     """Calls `fn()` and returns its result; a failure becomes one line.
 
@@ -114,19 +142,26 @@ def report_errors(fn):
       ValueError, TypeError, LookupError, OSError, ImportError (a missing
       extra) or absl UsageError: `ERROR (Kind): message`,
       exit code 1; a full, read-only or forbidden disk says so and what to do.
-    * Ctrl-C (KeyboardInterrupt): one line, exit code 130.
+    * Ctrl-C (KeyboardInterrupt): one line, exit code 130; SIGTERM where the
+      trainer does not save first (`Terminated`): one line, exit code 143.
     * Any other exception (a bug): `ERROR (Kind): message`, with a request to
       rerun with --verbosity=0 for the traceback, exit code 1.
 
     With --verbosity the traceback is printed before the line.
     """
     try:
-        return fn()
+        with _terminated_as_exception():
+            return fn()
     except KeyboardInterrupt as error:
         fail(error, "KeyboardInterrupt",
              "Interrupted (Ctrl-C) without saving: before training started, or a second "
              "Ctrl-C. Rerun the same command to resume from the newest checkpoint, if any.",
              exit_code=130)
+    except Terminated as error:
+        fail(error, "Terminated",
+             "Stopped by SIGTERM without saving: before training started, after it ended, "
+             "or a second SIGTERM. Rerun the same command to resume from the newest "
+             "checkpoint, if any.", exit_code=128 + signal.SIGTERM)
     except Exception as error:  # noqa: BLE001 - every failure is one line.
         from absl.app import UsageError
 
