@@ -50,7 +50,7 @@ EXPECTED = [
     rf"{STAMP}Columns \(as in metrics\.csv\):$",
     r"^ {10,}train_loss, train_accuracy: mean over the training batches of the steps named "
     r"on the line \(step lines: the last 10 steps; 'eval at step' lines and metrics\.csv: "
-    r"the steps since the previous evaluation\)$",
+    r"the steps since the previous evaluation, or since the run resumed\)$",
     r"^ {10,}probe_p15/p50/p85: the 15th, 50th, 85th percentiles of unit 0 of the input of "
     r"layer 'hidden3_sigmoid' over the first 50 'test\[:500\]' images",
     rf"{STAMP}Evaluating step 0 \(the first evaluation traces the evaluation step\)\.\.\.$",

@@ -17,7 +17,8 @@ A run prints, through absl logging (bn_zoo.training.console gives them a
 `train_loss` and `train_accuracy` are means over the training batches of the
 steps named on the line: on a progress line (`step N/T`) the steps since the
 previous one (config.log_every_steps), on an `eval at step` line and in
-metrics.csv the steps since the previous evaluation (config.eval_every_steps).
+metrics.csv the steps since the previous evaluation (config.eval_every_steps),
+or since the run resumed (the running sums are not checkpointed).
 So the two lines of one step show different training means, each labelled
 with its steps.
 """
@@ -76,7 +77,8 @@ def legend(config, data, probe):
         "Columns (as in metrics.csv):",
         "  train_loss, train_accuracy: mean over the training batches of the steps named "
         f"on the line (step lines: the last {config.log_every_steps} steps; 'eval at step' "
-        "lines and metrics.csv: the steps since the previous evaluation)",
+        "lines and metrics.csv: the steps since the previous evaluation, or since the "
+        "run resumed)",
         f"  eval_loss, eval_accuracy, eval_top5_accuracy: the {eval_split!r} split, "
         "BN with its moving averages",
         "  lr: the learning rate",
