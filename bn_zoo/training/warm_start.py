@@ -28,7 +28,7 @@ the model is left as it was.
 
 The BN layers then train and evaluate with their moving averages
 (`use_population_statistics` is cleared): a run's metrics are labelled with
-the statistics they use (`bn_zoo.training.trainer`).
+the statistics they use (`bn_zoo.training.loop`).
 """
 
 import dataclasses
