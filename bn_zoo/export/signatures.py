@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from bn_zoo.data import images as image_files
 from bn_zoo.export import class_names as class_names_lib
-from bn_zoo.models.catalogue import CROP_MODES, INTERPOLATIONS
+from bn_zoo.models.data_config import CROP_MODES, INTERPOLATIONS
 from bn_zoo.models.input_scaling import (
     PREPROCESSING_MODES,
     preprocessing_layers,
