@@ -34,12 +34,12 @@ def scalar(name, value, step):
 
 def read_scalars(path):
     """{tag: [(step, value), ...]} of the scalars in one event file (for tests
-    and scripts)."""
+    and scripts), up to a torn end (`read_events`)."""
     from tensorflow.core.util import event_pb2
 
     scalars = {}
-    for record in tf.data.TFRecordDataset(path):
-        event = event_pb2.Event.FromString(record.numpy())
+    for record in read_events(path)[0]:
+        event = event_pb2.Event.FromString(record)
         for value in event.summary.value:
             tensor = tf.make_ndarray(value.tensor)
             scalars.setdefault(value.tag, []).append((event.step, float(tensor)))
