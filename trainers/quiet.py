@@ -17,8 +17,8 @@ The rule:
   `failed call to cuInit` on a machine without an NVIDIA device) are written
   while it is imported, before any flag is parsed: this module imports
   TensorFlow and Keras with stderr captured and writes back only what the
-  rule keeps. Afterwards a small filter process sits between the command and
-  its stderr (file descriptor 2) and drops what native code writes there
+  rule keeps. Afterwards a small filter process (`trainers/native_logs.py`)
+  sits between the command and its stderr (file descriptor 2) and drops what native code writes there
   below the level (absl's C++ info lines, which `TF_CPP_MIN_LOG_LEVEL` does
   not reach, the LiteRT converter's `fully_quantize: ...` line). In Python,
   bn_zoo logs at INFO in the format above; other libraries' log records show
@@ -53,7 +53,6 @@ see them, or stay pending while TensorFlow holds that thread (see
 `bn_zoo.training.cluster.deadline`).
 """
 
-import atexit
 import glob
 import importlib.abc
 import importlib.machinery
@@ -61,23 +60,17 @@ import importlib.util
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 
+from .native_logs import NativeLineFilter, StderrFilter, kept_lines  # noqa: F401 - re-exported
+
 _STARTED = time.time()
 
 # absl's -v/--verbosity levels -> TF_CPP_MIN_LOG_LEVEL (0 info ... 3 fatal).
 _VERBOSITY_NAMES = {"debug": 1, "info": 0, "warning": -1, "error": -2, "fatal": -3}
-_GLOG_LINE = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ [^\]\s]+:\d+\] ")
-_TF_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) ")
-_PYTHON_WARNING = re.compile(r"^\S.*:\d+: \w*Warning: ")
-_ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called"
-_SEVERITIES = {"I": 0, "W": 1, "E": 2, "F": 3}
-# Lines native code prints without a log prefix, at info level.
-_NATIVE_INFO = re.compile(r"^fully_quantize: \d+, inference_type: ")
 _HELP_FLAGS = ("-h", "-?", "--help", "-help", "--helpshort", "-helpshort",
                "--helpfull", "-helpfull")
 _INTERRUPTED = (
@@ -130,148 +123,6 @@ def cpp_log_level(verbosity):
 def has_nvidia_device():
     """Whether the machine has an NVIDIA device node (then a failed cuInit matters)."""
     return bool(glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/nvidiactl"))
-
-
-def _records(text):
-    """Captured stderr -> [[severity, text]]: one record per log line with its
-    continuation lines; severity None for lines that are not TensorFlow logs,
-    "preamble" for absl's notice that precedes a library's first log lines."""
-    records = []
-    for line in text.splitlines(keepends=True):
-        match = _GLOG_LINE.match(line) or _TF_LINE.match(line)
-        if match:
-            records.append([_SEVERITIES[match.group(1)], line])
-        elif line.startswith(_ABSL_PREAMBLE):
-            records.append(["preamble", line])
-        elif _NATIVE_INFO.match(line):
-            records.append([0, line])
-        elif records and records[-1][0] not in (None, "preamble") \
-                and not _PYTHON_WARNING.match(line):
-            records[-1][1] += line
-        else:
-            records.append([None, line])
-    return records
-
-
-def kept_lines(text, level, hide_cuinit):
-    """The part of captured start-up output `text` to write back: lines that
-    are not TensorFlow logs, and logs at or above `level` (with absl's
-    preamble if one of its logs is kept), without a failed cuInit if
-    `hide_cuinit`."""
-    kept, preamble = [], ""
-    for severity, record in _records(text):
-        if severity == "preamble":
-            preamble = record
-            continue
-        if severity is not None:
-            if severity < level or (hide_cuinit and "failed call to cuInit" in record):
-                continue
-            record, preamble = preamble + record, ""
-        kept.append(record)
-    return "".join(kept)
-
-
-class NativeLineFilter:
-    """The rule of `kept_lines`, one line at a time, for what native code
-    writes to stderr while the command runs: a log line below `level` (and a
-    failed cuInit if `hide_cuinit`) is dropped, absl's preamble is kept only
-    before a kept log line; every other line passes unchanged."""
-
-    def __init__(self, level, hide_cuinit):
-        self.level = level
-        self.hide_cuinit = hide_cuinit
-        self._preamble = b""
-
-    def __call__(self, line):
-        """The bytes to write for `line` (bytes, with its newline)."""
-        text = line.decode("utf-8", "replace")
-        if text.startswith(_ABSL_PREAMBLE):
-            self._preamble = line
-            return b""
-        match = _GLOG_LINE.match(text) or _TF_LINE.match(text)
-        severity = _SEVERITIES[match.group(1)] if match else (
-            0 if _NATIVE_INFO.match(text) else None)
-        if severity is None:
-            return line
-        if severity < self.level or (self.hide_cuinit and "failed call to cuInit" in text):
-            return b""
-        line, self._preamble = self._preamble + line, b""
-        return line
-
-
-def _filter_stream(level, hide_cuinit, source=0, target=2):
-    """The filter process: copies `source` to `target` through
-    NativeLineFilter until end of file. It ignores SIGINT and SIGTERM (a
-    Ctrl-C reaches the whole process group): it ends when the command and its
-    children have closed their stderr."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    keep = NativeLineFilter(level, hide_cuinit)
-    with os.fdopen(source, "rb", buffering=0) as stream:
-        pending = b""
-        while True:
-            chunk = stream.read(65536)
-            if not chunk:
-                break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            out = b"".join(keep(line + b"\n") for line in lines)
-            if out:
-                _write_all(target, out)
-        if pending:
-            _write_all(target, keep(pending))
-
-
-def _write_all(fd, data):
-    while data:
-        try:
-            written = os.write(fd, data)
-        except BrokenPipeError:
-            return
-        data = data[written:]
-
-
-class _StderrFilter:
-    """Puts a filter process (`_filter_stream`) between this process's file
-    descriptor 2 and the real stderr, for what native code writes there.
-    Python's `sys.stderr` writes to the real stderr directly, so its lines
-    keep their order with stdout's. At exit fd 2 is restored and the filter
-    drained, so no line arrives after the command has ended. A process
-    killed outright loses nothing either: the filter reads until every
-    writer has closed its end."""
-
-    def __init__(self, level, hide_cuinit):
-        sys.stderr.flush()
-        self._saved = os.dup(2)
-        read_end, write_end = os.pipe()
-        self._process = subprocess.Popen(
-            [sys.executable, "-S", "-E", os.path.abspath(__file__), "--filter-stderr",
-             str(level), "1" if hide_cuinit else "0"],
-            stdin=read_end, stdout=subprocess.DEVNULL, stderr=self._saved,
-            start_new_session=False)
-        os.close(read_end)
-        os.dup2(write_end, 2)
-        os.close(write_end)
-        sys.stderr = os.fdopen(os.dup(self._saved), "w", buffering=1,
-                               encoding=sys.stderr.encoding, errors="backslashreplace")
-        atexit.register(self.close)
-
-    def close(self):
-        """Restores the real stderr and waits (a few seconds at most) for the
-        filter to write what it holds."""
-        if self._process is None:
-            return
-        try:
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # A child still holds the pipe.
-            pass
-        self._process = None
 
 
 class _Interrupted(SystemExit):
@@ -334,7 +185,7 @@ def _quiet_start():
         return
     hide_cuinit = default and not has_nvidia_device()
     try:
-        _StderrFilter(level, hide_cuinit)
+        StderrFilter(level, hide_cuinit)
     except OSError:  # No stderr to filter.
         return
     sys.stderr.flush()
@@ -588,9 +439,7 @@ def _require_tensorflow_backend():
         sys.exit(1)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--filter-stderr"]:
-    _filter_stream(int(sys.argv[2]), sys.argv[3] == "1")
-elif help_argument(sys.argv) and "tensorflow" not in sys.modules:
+if help_argument(sys.argv) and "tensorflow" not in sys.modules:
     sys.meta_path.insert(0, _BarePackages())
 else:
     _quiet_start()
