@@ -8,7 +8,8 @@ are. Every export carries one name per output column, in output order:
   asset `assets/labels.txt` (`tf.saved_model.Asset`).
 - ONNX: `metadata_props` entry `METADATA_KEY` ("class_names"), a JSON array
   of strings (`onnx.load(path).metadata_props`, or ONNX Runtime's
-  `session.get_modelmeta().custom_metadata_map["class_names"]`).
+  `onnxruntime.InferenceSession(path).get_modelmeta()
+  .custom_metadata_map["class_names"]`).
 - LiteRT: the flatbuffer's `Model.metadata` entry named `METADATA_KEY`,
   whose buffer holds the same JSON array, UTF-8 (any flatbuffer reader of
   the TFLite schema reads it: `ai_edge_litert.schema_py_generated`). The
