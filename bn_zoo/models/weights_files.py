@@ -171,27 +171,32 @@ def check_finite(path, variables=None, source=None):
             Inf (the first three), with their counts.
         OSError: the file cannot be read as HDF5.
     """
-    path = os.fspath(path)
+    with h5py.File(path, "r") as f:
+        _refuse_non_finite({name: _read(f[name]) for name in _datasets(f)}, path,
+                           variables, source)
+
+
+def _refuse_non_finite(values_by_name, path, variables=None, source=None):
+    """`check_finite` on values already read: {dataset path: array}."""
     variables = variables or {}
     bad = []
-    with h5py.File(path, "r") as f:
-        for name in _datasets(f):
-            values = _read(f[name])
-            if values.dtype.kind != "f" and values.dtype.name != "bfloat16":
-                continue
-            values = values.astype(np.float32) if values.dtype.kind != "f" else values
-            nan = int(np.count_nonzero(np.isnan(values)))
-            inf = int(np.count_nonzero(np.isinf(values)))
-            if nan or inf:
-                where = f"{name} (variable {variables[name]!r})" if name in variables else name
-                counts = " and ".join(f"{n} {kind}" for n, kind in ((nan, "NaN"), (inf, "Inf"))
-                                      if n)
-                bad.append(f"{where} has {counts} of {values.size} values")
+    for name, values in values_by_name.items():
+        if values.dtype.kind != "f" and values.dtype.name != "bfloat16":
+            continue
+        values = values.astype(np.float32) if values.dtype.kind != "f" else values
+        if np.isfinite(values).all():  # One pass; counted only when refused.
+            continue
+        nan = int(np.count_nonzero(np.isnan(values)))
+        inf = int(np.count_nonzero(np.isinf(values)))
+        where = f"{name} (variable {variables[name]!r})" if name in variables else name
+        counts = " and ".join(f"{n} {kind}" for n, kind in ((nan, "NaN"), (inf, "Inf")) if n)
+        bad.append(f"{where} has {counts} of {values.size} values")
     if bad:
         more = f"; and {len(bad) - 3} more variables" if len(bad) > 3 else ""
+        source = source or f"the weights file {os.fspath(path)!r}"
         raise CorruptWeightsError(
-            f"Non-finite values (NaN or Inf) in {source or f'the weights file {path!r}'}, so "
-            f"nothing was loaded: {'; '.join(bad[:3])}{more}. The file is corrupted or was "
+            f"Non-finite values (NaN or Inf) in {source}, so nothing was loaded: "
+            f"{'; '.join(bad[:3])}{more}. The file is corrupted or was "
             f"saved from a model whose training diverged: download, convert or export it "
             "again, or use other weights.")
 
@@ -271,12 +276,12 @@ def load_weights(model, filepath, allow_unused_layers=False):
             + "\nBuild the model with the arguments the weights were saved with "
             "(architecture, input_shape, classes, include_top)."
         )
-    check_finite(filepath, variable_names(model))
     snapshot = [v.numpy() for v in model.variables]
     try:
         if plan:
-            _load_planned(plan[1], filepath, found)
+            _load_planned(plan[1], filepath, found, variable_names(model))
         else:
+            check_finite(filepath, variable_names(model))
             model.load_weights(filepath)
     except BaseException:
         for variable, value in zip(model.variables, snapshot):
@@ -365,15 +370,19 @@ def _plan(model):
     return expected, saveables
 
 
-def _load_planned(saveables, filepath, found):
-    """Reads every variable of the planned groups, then hands each layer its
-    values (`load_own_variables`): a file that fails to read changes nothing."""
-    stores = {group: {} for group in saveables}
+def _load_planned(saveables, filepath, found, variables):
+    """Reads every dataset of the file, refuses NaN and Inf in any of them
+    (`check_finite`, named by `variables`), then hands each planned layer its
+    values (`load_own_variables`): a file that fails to read or to pass
+    changes nothing."""
     with h5py.File(filepath, "r") as f:
-        for path in found:
-            group, key = _split(path)
-            if group in stores:
-                stores[group][key] = _read(f[path])
+        values = {path: _read(f[path]) for path in found}
+    _refuse_non_finite(values, filepath, variables)
+    stores = {group: {} for group in saveables}
+    for path, value in values.items():
+        group, key = _split(path)
+        if group in stores:
+            stores[group][key] = value
     for group, saveable in saveables.items():
         saveable.load_own_variables(stores[group])
 
