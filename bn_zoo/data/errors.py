@@ -57,11 +57,22 @@ def data_error_from(error):
 def _record_files(source):
     if source is None or isinstance(source, (record_files.RecordFiles, list, tuple)):
         return source
-    method = getattr(source, "record_files", None)
+    method = getattr(source, "record_files", source)
     try:
         return method() if callable(method) else None
     except Exception:  # noqa: BLE001 - no list of files: the original error stands.
         return None
+
+
+def named_data_error(error, source=None):
+    """The one-line `DataError` behind `OpError` `error`: the message a
+    pipeline put in it (`data_error_from`), or, for TensorFlow's record
+    reader stopping on a damaged record, the file of `source` that holds it
+    (see `named_data_errors`); None if neither."""
+    named = data_error_from(error)
+    if named is None and record_files.is_record_error(error):
+        named = record_files.located(error, _record_files(source))
+    return named
 
 
 @contextlib.contextmanager
@@ -72,15 +83,14 @@ def named_data_errors(source=None):
     Args:
         source: Where a damaged TFRecord file is looked for when TensorFlow's
             record reader stops (a `DataLossError`): a data source with a
-            `record_files()` method, a `RecordFiles` or a list of them. None,
-            or a source without that method: the error passes unchanged.
+            `record_files()` method, a `RecordFiles` or a list of them, or a
+            function returning one (called only then). None, or a source
+            without that method: the error passes unchanged.
     """
     try:
         yield
     except tf.errors.OpError as error:
-        named = data_error_from(error)
-        if named is None and record_files.is_record_error(error):
-            named = record_files.located(error, _record_files(source))
+        named = named_data_error(error, source)
         if named is None:
             raise
         raise named from None

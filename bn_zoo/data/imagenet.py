@@ -191,13 +191,8 @@ def _count_records(files):
         lambda path: tf.data.TFRecordDataset(path, buffer_size=_READ_BUFFER_BYTES).reduce(
             tf.constant(0, tf.int64), lambda count, _: count + 1),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    try:
+    with errors.named_data_errors(record_files.RecordFiles(tuple(files))):
         return [int(c) for c in counts.as_numpy_iterator()]
-    except tf.errors.DataLossError as error:
-        named = record_files.located(error, record_files.RecordFiles(tuple(files)))
-        if named is None:
-            raise
-        raise named from None
 
 
 def _tfrecord_epochs(s, split, input_context, order_seed, deterministic):

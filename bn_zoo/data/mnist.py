@@ -28,7 +28,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from bn_zoo.data import record_files
+from bn_zoo.data import errors, record_files
 from bn_zoo.data.tfrecords import DataError, DataNotFoundError
 
 NAME = "mnist"
@@ -53,18 +53,15 @@ def _load_split(split, data_dir):
             "tensorflow_datasets as tfds; tfds.builder('mnist', data_dir='DIR')"
             ".download_and_prepare()\"` and copy DIR here."
         )
-    try:
-        arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-    except (ValueError, KeyError) as error:
-        raise DataError(
-            f"MNIST has no split {split!r} ({error}). Use 'train', 'test' or a "
-            "TFDS slice of them such as 'train[:6000]'."
-        ) from error
-    except tf.errors.DataLossError as error:
-        named = record_files.located(error, record_files.tfds_record_files(builder, [split]))
-        if named is None:
-            raise
-        raise named from None
+    # A damaged file of the prepared set: named, with how to prepare it again.
+    with errors.named_data_errors(lambda: record_files.tfds_record_files(builder, [split])):
+        try:
+            arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+        except (ValueError, KeyError) as error:
+            raise DataError(
+                f"MNIST has no split {split!r} ({error}). Use 'train', 'test' or a "
+                "TFDS slice of them such as 'train[:6000]'."
+            ) from error
     images = np.ascontiguousarray(arrays["image"], dtype=np.uint8)
     labels = np.asarray(arrays["label"], dtype=np.int32)
     images.setflags(write=False)

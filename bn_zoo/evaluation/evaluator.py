@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from bn_zoo.data import errors as data_errors
-from bn_zoo.data import imagenet, record_files
+from bn_zoo.data import imagenet
 from bn_zoo.data.tfrecords import DataError
 from bn_zoo.evaluation import crops as crops_lib
 from bn_zoo.evaluation.members import Member, common_input_size
@@ -353,8 +353,8 @@ def evaluate(members, data_config, protocol=1, batch_size=128, num_examples=None
         except StopIteration:
             break
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
-            named = data_errors.data_error_from(error) or record_files.located(
-                error, imagenet.split_record_files(data_config, [s.eval_split]))
+            named = data_errors.named_data_error(
+                error, lambda: imagenet.split_record_files(data_config, [s.eval_split]))
             if named is not None:
                 raise named from None
             detail = str(getattr(error, "message", error)).strip()[:500]
