@@ -44,6 +44,7 @@ SCANNED = ("bn_zoo", "trainers", "configs")
 FLOORS = {
     "bn_zoo._deprecation": 0,
     "bn_zoo.import_paths": 0,
+    "bn_zoo.atomic_files": 0,
     "bn_zoo.layers": 1,
     "bn_zoo.data": 2,
     "bn_zoo.population": 3,

@@ -38,6 +38,8 @@ import uuid
 import h5py
 import numpy as np
 
+from bn_zoo import atomic_files
+
 WEIGHTS_SUFFIX = ".weights.h5"
 CHECKSUM_SUFFIX = ".sha256"  # `<weights file>.sha256`, in sha256sum's format.
 _CHECKSUM_LINE = re.compile(r"^\\?([0-9a-fA-F]{64})(?:\s|$)")
@@ -94,22 +96,11 @@ def save_weights_atomically(model, path):
 
 def write_checksum(path, digest=None):
     """Writes `<path>.sha256`, `"<sha256 of path>  <file name>\\n"` (the
-    line `sha256sum` prints), atomically: through a hidden temporary file
-    renamed into place. `digest`: the file's sha256 if already known."""
+    line `sha256sum` prints), atomically (`bn_zoo.atomic_files`). `digest`:
+    the file's sha256 if already known."""
     path = os.path.abspath(os.fspath(path))
     digest = digest or sha256_of(path)
-    target = checksum_path(path)
-    tmp = os.path.join(os.path.dirname(path), f".{uuid.uuid4().hex}.partial{CHECKSUM_SUFFIX}")
-    try:
-        # O_EXCL with mode 0o666: the permissions a plain write gives (umask applies).
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "w") as f:
-            f.write(f"{digest}  {os.path.basename(path)}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_files.atomic_write(checksum_path(path), f"{digest}  {os.path.basename(path)}\n")
 
 
 def verify_checksum(path, fix=None):
