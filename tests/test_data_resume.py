@@ -19,6 +19,7 @@ import pytest
 import tensorflow as tf
 
 import photo_data
+import tiny_convnet
 from bn_zoo.data import imagenet, tfrecords
 from bn_zoo.data.image_folder import ImageFolderInput
 from bn_zoo.data.sources import ModelInput
@@ -178,21 +179,8 @@ def test_imagenet_tfds(photo_tfds):
 
 # ------------------------------------------------------------ through the trainer
 def _trainer_config(data, steps, classes):
-    import ml_collections
-
-    from bn_zoo.training import config as config_lib
-
-    config = config_lib.default_config()
-    config.model.name = "tiny_convnet:build"
-    config.model.kwargs = ml_collections.ConfigDict({"input_shape": (16, 16, 3),
-                                                     "classes": classes})
-    config.data = data
-    config.optimizer.name = "sgd_momentum"
-    config.optimizer.base_learning_rate = 0.05
-    config.optimizer.momentum = 0.9
-    config.optimizer.weight_decay = 0.0
-    config.schedule.decay_rate = 0.5
-    config.schedule.decay_steps = 3
+    config = tiny_convnet.sgd_config(data, learning_rate=0.05, decay_rate=0.5, decay_steps=3,
+                                     input_shape=(16, 16, 3), classes=classes)
     config.global_batch_size = 4
     config.eval_batch_size = 4
     config.num_train_steps = steps

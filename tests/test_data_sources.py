@@ -15,6 +15,7 @@ import os
 import pytest
 
 import bn_zoo
+import tiny_convnet
 from bn_zoo.data import sources
 from bn_zoo.training import config as config_lib
 from bn_zoo.training import inputs
@@ -25,20 +26,9 @@ MNIST_READY = os.path.isdir(os.path.join(os.environ.get("TFDS_DATA_DIR", "/nonex
 
 
 def _config(data_name, **model_kwargs):
-    import ml_collections
-
-    config = config_lib.default_config()
-    config.model.name = "tiny_convnet:build"
-    config.model.kwargs = ml_collections.ConfigDict(model_kwargs)
-    config.data = inputs.default_config(data_name)
+    config = tiny_convnet.sgd_config(inputs.default_config(data_name), **model_kwargs)
     config.global_batch_size = 4
     config.num_train_steps = 2
-    config.optimizer.name = "sgd_momentum"
-    config.optimizer.base_learning_rate = 0.1
-    config.optimizer.momentum = 0.9
-    config.optimizer.weight_decay = 0.0
-    config.schedule.decay_rate = 1.0
-    config.schedule.decay_steps = 10
     return config
 
 

@@ -26,6 +26,7 @@ import pytest
 import tensorflow as tf
 
 import photo_data
+import tiny_convnet
 from bn_zoo.data import DataError, DataNotFoundError
 from bn_zoo.data.errors import named_data_errors
 from bn_zoo.data.image_folder import ImageFolderInput
@@ -280,22 +281,11 @@ def test_config_checks(fields, message):
 
 # ------------------------------------------------------------ through the trainer
 def _trainer_config(directory, workdir_steps=4):
-    import ml_collections
-
-    from bn_zoo.training import config as config_lib
     from bn_zoo.training import inputs
 
-    config = config_lib.default_config()
-    config.model.name = "tiny_convnet:build"
-    config.model.kwargs = ml_collections.ConfigDict({"input_shape": (SIZE, SIZE, 3)})
-    config.data = inputs.default_config("image_folder")
+    config = tiny_convnet.sgd_config(inputs.default_config("image_folder"), learning_rate=0.05,
+                                     decay_steps=100, input_shape=(SIZE, SIZE, 3))
     config.data.directory = directory
-    config.optimizer.name = "sgd_momentum"
-    config.optimizer.base_learning_rate = 0.05
-    config.optimizer.momentum = 0.9
-    config.optimizer.weight_decay = 0.0
-    config.schedule.decay_rate = 1.0
-    config.schedule.decay_steps = 100
     config.global_batch_size = 5
     config.eval_batch_size = 4
     config.num_train_steps = workdir_steps

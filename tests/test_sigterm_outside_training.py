@@ -32,27 +32,16 @@ def _child_env():
 def test_sigterm_while_the_data_loads_is_one_line_and_leaves_no_workdir(tmp_path):
     config = tmp_path / "slow_data.py"
     config.write_text(textwrap.dedent("""\
-        import ml_collections
-
-        from bn_zoo.training import config as config_lib
+        import tiny_convnet
         from bn_zoo.training import inputs
 
 
         def get_config():
-            config = config_lib.default_config()
-            config.model.name = "tiny_convnet:build"
-            config.model.kwargs = ml_collections.ConfigDict(
-                {"classes": 2, "input_shape": (8, 8, 1)})
-            config.data = inputs.default_config("user_source:Squares")
-            config.data.name = "user_source:SlowSquares"
+            data = inputs.default_config("user_source:Squares")
+            data.name = "user_source:SlowSquares"
+            config = tiny_convnet.sgd_config(data, classes=2, input_shape=(8, 8, 1))
             config.global_batch_size = config.eval_batch_size = 4
             config.num_train_steps = 2
-            config.optimizer.name = "sgd_momentum"
-            config.optimizer.base_learning_rate = 0.1
-            config.optimizer.momentum = 0.9
-            config.optimizer.weight_decay = 0.0
-            config.schedule.decay_rate = 1.0
-            config.schedule.decay_steps = 10
             return config
         """))
     workdir = tmp_path / "run"

@@ -41,3 +41,23 @@ def get_config():
     })
     config.data.distortion_strength = 0.5
     return config
+
+
+def sgd_config(data, learning_rate=0.1, decay_rate=1.0, decay_steps=10, **model_kwargs):
+    """A trainer config of this network (`model_kwargs` for `build`) on data
+    config `data`: SGD with momentum 0.9 and no weight decay, the learning
+    rate times `decay_rate` every `decay_steps` steps. Batch sizes, steps
+    and intervals are the caller's."""
+    from bn_zoo.training import config as config_lib
+
+    config = config_lib.default_config()
+    config.model.name = "tiny_convnet:build"
+    config.model.kwargs = ml_collections.ConfigDict(model_kwargs)
+    config.data = data
+    config.optimizer.name = "sgd_momentum"
+    config.optimizer.base_learning_rate = learning_rate
+    config.optimizer.momentum = 0.9
+    config.optimizer.weight_decay = 0.0
+    config.schedule.decay_rate = decay_rate
+    config.schedule.decay_steps = decay_steps
+    return config
