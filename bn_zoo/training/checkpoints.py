@@ -7,7 +7,6 @@ so that existing imports keep working. A save that fails for lack of space
 removes its temporary files and keeps the previous checkpoints.
 """
 
-import errno
 import glob
 import os
 import shutil
@@ -24,6 +23,7 @@ from bn_zoo.runs.checkpoints import (  # noqa: F401 - re-exported
 from bn_zoo.runs.files import WRITE_ERRORS
 from bn_zoo.runs.trained_model import restore_model, save_weights  # noqa: F401 - re-exported
 from bn_zoo.training import strategy as strategy_lib
+from bn_zoo.training import write_failures
 from bn_zoo.training.errors import DiskFullError
 
 
@@ -77,13 +77,10 @@ class Checkpointer:
                 shutil.rmtree(temp, ignore_errors=True)
             latest = tf.train.latest_checkpoint(self.directory)
             kept = f"the newest checkpoint {latest} is kept" if latest else "no checkpoint was saved"
-            # TensorFlow says only "... No space left on device [Op:SaveV2]"
-            # behind a graph-function prefix: name the cause as a plain write does.
-            reason = (error.strerror if isinstance(error, OSError)
-                      else os.strerror(errno.ENOSPC))
+            target = os.path.join(save_dir, f"ckpt-{step}")
+            reason = write_failures.os_error(error, target).strerror
             raise DiskFullError(
-                f"Could not write checkpoint {os.path.join(save_dir, f'ckpt-{step}')} "
-                f"({reason}); its temporary files were removed and {kept}. Free some "
+                f"Could not write checkpoint {target} ({reason}); its temporary files were removed and {kept}. Free some "
                 "space and rerun the same command to resume.") from error
         finally:
             if self._scratch is not None:

@@ -12,13 +12,14 @@ off at once when a write fails, reporting the failure as an OSError that
 names the file.
 """
 
-import errno
 import glob
 import os
 import re
 
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
+
+from bn_zoo.training import write_failures
 
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
     plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
@@ -104,7 +105,7 @@ class Rewrite:
         except (OSError, tf.errors.OpError) as error:
             if os.path.exists(tmp):
                 os.remove(tmp)
-            raise write_error(error, self.path) from error
+            raise write_failures.os_error(error, self.path) from error
 
 
 def plan_drop_after(directory, step, rewritten=()):
@@ -150,34 +151,13 @@ def cut_torn_end(path):
         return 0
 
 
-# errno of the strerror text TensorFlow's file errors quote.
-_ERRNO_OF_TEXT = {os.strerror(e): e for e in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
-                                              errno.EACCES, errno.EPERM, errno.EIO)}
-
-
-def write_error(error, path):
-    """The OSError (errno and `filename` set) of a failed write of `path`:
-    `error` itself if it is one, else from a TensorFlow OpError's text
-    (ResourceExhaustedError: ENOSPC unless it quotes another reason)."""
-    if isinstance(error, OSError):
-        return error if error.filename else OSError(error.errno, error.strerror, path)
-    text = str(getattr(error, "message", None) or error)
-    for strerror, number in _ERRNO_OF_TEXT.items():
-        if strerror in text:
-            return OSError(number, strerror, path)
-    if isinstance(error, tf.errors.ResourceExhaustedError):
-        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
-    first = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text).strip().splitlines()
-    return OSError(errno.EIO, first[0] if first else type(error).__name__, path)
-
-
 class Writer:
     """The run's summary writer: one event file under `directory` (None: a
     worker that writes none).
 
     A write, flush or close that fails (a full disk) closes the writer, cuts
     the torn record it left off the file (`cut_torn_end`) and raises the
-    OSError of `write_error`, which names the file.
+    OSError of `write_failures.os_error`, which names the file.
     """
 
     def __init__(self, directory):
@@ -238,4 +218,4 @@ class Writer:
             path = named.group(1)
         if path and os.path.isfile(path):
             cut_torn_end(path)
-        return write_error(error, path or self.directory)
+        return write_failures.os_error(error, path or self.directory)
