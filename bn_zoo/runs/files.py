@@ -1,8 +1,9 @@
 """The JSON and CSV files of a run directory, written atomically.
 
 Every file is written whole or not at all (`bn_zoo.atomic_files.atomic_write`,
-re-exported here), with the permissions a plain write would give. A write that fails (a full disk: `WRITE_ERRORS`)
-raises an OSError naming the file and leaves the file as it was.
+re-exported here), with the permissions a plain write would give. A write
+that fails (a full disk: `WRITE_ERRORS`) raises an OSError naming the file
+and leaves the file as it was.
 
 A file can still be found torn (copied while written, a file system that lost
 the end of a write, an edit): reading it raises `TornFileError`, one line

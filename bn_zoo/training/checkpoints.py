@@ -80,8 +80,9 @@ class Checkpointer:
             target = os.path.join(save_dir, f"ckpt-{step}")
             reason = write_failures.os_error(error, target).strerror
             raise DiskFullError(
-                f"Could not write checkpoint {target} ({reason}); its temporary files were removed and {kept}. Free some "
-                "space and rerun the same command to resume.") from error
+                f"Could not write checkpoint {target} ({reason}); its temporary files were "
+                f"removed and {kept}. Free some space and rerun the same command to "
+                "resume.") from error
         finally:
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
