@@ -69,8 +69,12 @@ def test_report_errors_turns_sigterm_into_one_line_and_restores_the_handler(tmp_
         before = signal.getsignal(signal.SIGTERM)
         assert console.report_errors(lambda: 7) == 7
         assert signal.getsignal(signal.SIGTERM) is before, "handler not restored"
-        print("ready", flush=True)
-        console.report_errors(lambda: time.sleep(60))
+
+        def wait():
+            print("ready", flush=True)  # Inside: the handler is in place.
+            time.sleep(60)
+
+        console.report_errors(wait)
         print("not reached", flush=True)
         """))
     process = commands.launch("sleeper", cwd=tmp_path)  # tmp_path/sleeper.py
